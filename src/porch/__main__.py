@@ -1,0 +1,5 @@
+"""Entry point for ``python -m porch``."""
+
+from porch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Events a protocol core emits: small frozen values, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """A parsed, validated request head.
+
+    ``path`` and ``query`` are the raw (still percent-encoded) bytes of the
+    request-target; for an absolute-form target (RFC 9112 §3.2.2) ``path`` is
+    the path part and ``host`` is the target's authority. Header names and
+    values are the raw bytes as received, in order.
+    """
+
+    method: str
+    path: bytes
+    query: bytes
+    http_version: str  # "1.0" or "1.1"
+    headers: tuple[tuple[bytes, bytes], ...]
+    host: bytes | None  # authority from an absolute-form target, else the Host header
+    keep_alive: bool
+    expect_continue: bool
+    content_length: int | None  # None when chunked or no body
+    chunked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BodyData:
+    """A piece of the request body (de-chunked)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    """The request (head and body) is complete; trailers, if any, were discarded."""
+
+
+Event = RequestHead | BodyData | EndOfMessage

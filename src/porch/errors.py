@@ -3,6 +3,7 @@
     PorchError
     ├── ConfigError            bad setting value or config file (names the flag)
     ├── AppLoadError           the WSGI app cannot be imported or built
+    ├── AppResponseError       the app broke PEP 3333 (bad status/headers, write misuse)
     ├── BindError              a listening socket cannot be created
     └── ProtocolError          a peer sent bytes we refuse (carries the HTTP status)
         └── (status 400, 413, 414, 431, 501, 505, ...)
@@ -46,6 +47,15 @@ class AppLoadError(PorchError):
     def __init__(self, message: str, *, user_traceback: str = "") -> None:
         super().__init__(message)
         self.user_traceback = user_traceback
+
+
+class AppResponseError(PorchError):
+    """The application misused ``start_response`` or ``write`` (PEP 3333).
+
+    Raised into the app's own call stack, so the worker handles it like any
+    other application error: logged once, answered with a 500 (or an aborted
+    connection once the head has been sent).
+    """
 
 
 class BindError(PorchError):

@@ -1,0 +1,153 @@
+"""Build the PEP 3333 environ for a request from a ``RequestHead``.
+
+``base_environ`` runs once per listener and worker; ``build_environ`` runs per
+request on the hot path: a dict copy, one pass over the headers, no regex.
+
+Seam for later work: trusted-proxy handling (``X-Forwarded-*``, ``Forwarded``)
+belongs in a separate function that rewrites ``REMOTE_ADDR``,
+``wsgi.url_scheme``, ``SERVER_NAME`` and ``SERVER_PORT`` of the dict
+``build_environ`` returns, only for peers in the trusted list. Nothing here
+trusts those headers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, TextIO
+from urllib.parse import unquote_to_bytes
+
+from porch.protocol.events import RequestHead
+from porch.types import Environ
+
+__all__ = ["base_environ", "build_environ", "environ_key"]
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+# PEP 3333 "CONTENT_TYPE", "CONTENT_LENGTH": no HTTP_ prefix for these two.
+_UNPREFIXED = {b"CONTENT-TYPE": "CONTENT_TYPE", b"CONTENT-LENGTH": "CONTENT_LENGTH"}
+# Header name (as received) -> environ key, or None when the header is dropped.
+# Bounded so that a peer sending random names cannot grow it without limit.
+_KEY_CACHE: dict[bytes, str | None] = {}
+_KEY_CACHE_MAX = 512
+
+
+def base_environ(
+    *,
+    server_name: str,
+    server_port: str,
+    url_scheme: str,
+    multithread: bool,
+    multiprocess: bool,
+    errors: TextIO,
+    file_wrapper: type,
+    script_name: str | None = None,
+) -> Environ:
+    """Return the environ keys shared by every request of a listener in this worker.
+
+    ``script_name`` defaults to the process's ``SCRIPT_NAME`` environment
+    variable (as gunicorn does), without a trailing slash.
+    """
+    if script_name is None:
+        script_name = os.environ.get("SCRIPT_NAME", "")
+    return {
+        "SCRIPT_NAME": script_name.rstrip("/"),
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": server_port,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": url_scheme,
+        "wsgi.errors": errors,
+        "wsgi.multithread": multithread,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        # The body is always de-chunked and ends with EOF (a de-facto extension
+        # of PEP 3333 used by mod_wsgi and gunicorn): read() without size works.
+        "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": file_wrapper,
+    }
+
+
+def build_environ(
+    head: RequestHead,
+    base: Environ,
+    *,
+    wsgi_input: object,
+    remote_addr: str,
+    remote_port: str,
+) -> Environ:
+    """Return a fresh environ for ``head``: a copy of ``base`` plus the per-request keys."""
+    environ = base.copy()
+    cache = _KEY_CACHE
+    for raw_name, raw_value in head.headers:
+        key = cache.get(raw_name, "")
+        if key == "":
+            key = environ_key(raw_name)
+            if len(cache) < _KEY_CACHE_MAX:
+                cache[raw_name] = key
+        if key is None:
+            continue
+        value = raw_value.decode("latin-1")
+        if key in environ:
+            # RFC 9110 §5.3: repeated fields combine with ","; RFC 6265 §5.4:
+            # the Cookie header is the exception, its pairs join with "; ".
+            value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
+        environ[key] = value
+
+    path = head.path
+    if b"%" in path:
+        # PEP 3333: PATH_INFO is the decoded path, bytes carried as latin-1.
+        path = unquote_to_bytes(path)
+    path_info = path.decode("latin-1")
+    script_name: str = environ["SCRIPT_NAME"]
+    if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
+        path_info = path_info[len(script_name) :]
+
+    environ["REQUEST_METHOD"] = head.method
+    environ["PATH_INFO"] = path_info
+    environ["QUERY_STRING"] = head.query.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(head.http_version) or ("HTTP/" + head.http_version)
+    environ["REMOTE_ADDR"] = remote_addr
+    environ["REMOTE_PORT"] = remote_port
+    environ["wsgi.input"] = wsgi_input
+    if head.host is not None:
+        _apply_host(environ, head.host)
+    return environ
+
+
+def environ_key(raw_name: bytes) -> str | None:
+    """Return the environ key for a header name, or None when the header is dropped.
+
+    Names containing ``_`` are dropped: after the ``-`` to ``_`` mapping,
+    ``X_Forwarded_For`` would otherwise masquerade as ``X-Forwarded-For``
+    (nginx and gunicorn drop them too).
+    """
+    if b"_" in raw_name:
+        return None
+    upper = raw_name.upper()
+    unprefixed = _UNPREFIXED.get(upper)
+    if unprefixed is not None:
+        return unprefixed
+    return "HTTP_" + upper.decode("latin-1").replace("-", "_")
+
+
+def _apply_host(environ: dict[str, Any], host: bytes) -> None:
+    """Set HTTP_HOST, SERVER_NAME and SERVER_PORT from the request's authority.
+
+    RFC 9112 §3.2.2: with an absolute-form target the target's authority wins
+    over the Host header, so ``head.host`` replaces HTTP_HOST. A missing port
+    means the scheme's default port (as gunicorn does).
+    """
+    text = host.decode("latin-1")
+    environ["HTTP_HOST"] = text
+    if text.startswith("["):  # RFC 3986 §3.2.2: IP-literal
+        end = text.find("]")
+        name, rest = (text[: end + 1], text[end + 1 :]) if end != -1 else (text, "")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        name, _, port = text.partition(":")
+    if not name:
+        return
+    environ["SERVER_NAME"] = name
+    environ["SERVER_PORT"] = port or _DEFAULT_PORTS.get(
+        environ["wsgi.url_scheme"], environ["SERVER_PORT"]
+    )

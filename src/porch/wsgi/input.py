@@ -1,0 +1,140 @@
+"""``wsgi.input``: the request body buffered in memory, spilled to a temp file past a limit.
+
+The event loop ``feed``s body bytes as they arrive and calls ``finish`` at the
+end of the message; the application reads afterwards. Reads never go past the
+body: the buffer holds exactly the body, so EOF is the end of the body
+(PEP 3333 ``wsgi.input_terminated``).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import Callable, Iterator
+
+__all__ = ["EMPTY_INPUT", "BufferedInput", "EmptyInput"]
+
+
+class BufferedInput:
+    """A request body that lives in memory up to ``memory_limit`` bytes, then on disk.
+
+    ``on_first_read`` is called once, before the first read of any kind; the
+    worker uses it to send ``100 Continue`` and to wait until ``finish``.
+    """
+
+    __slots__ = ("_chunks", "_file", "_memory_limit", "_on_first_read", "_stream", "received_bytes")
+
+    def __init__(
+        self, *, memory_limit: int, on_first_read: Callable[[], None] | None = None
+    ) -> None:
+        self._memory_limit = memory_limit
+        self._on_first_read = on_first_read
+        self._chunks: list[bytes] = []
+        self._file: io.BufferedRandom | None = None  # set once spilled
+        # Set by finish(): exactly the body, what the app reads.
+        self._stream: io.BytesIO | io.BufferedRandom | None = None
+        self.received_bytes = 0
+
+    @property
+    def spilled(self) -> bool:
+        """True once the body went past ``memory_limit`` and lives in a temp file."""
+        return self._file is not None
+
+    # -- event-loop side ---------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Append body bytes; spill to a temp file once past ``memory_limit``."""
+        if self._stream is not None:
+            raise RuntimeError("BufferedInput.feed() after finish()")
+        self.received_bytes += len(data)
+        if self._file is not None:
+            self._file.write(data)
+        elif self.received_bytes > self._memory_limit:
+            # Outlives this call: close() releases it (SIM115 does not apply).
+            spill = tempfile.TemporaryFile()  # noqa: SIM115
+            spill.writelines(self._chunks)
+            spill.write(data)
+            self._chunks.clear()
+            self._file = spill
+        elif data:
+            self._chunks.append(data)
+
+    def finish(self) -> None:
+        """Mark the end of the body; reads may start."""
+        if self._stream is not None:
+            return
+        if self._file is not None:
+            self._file.seek(0)
+            self._stream = self._file
+        else:
+            # join() of a single chunk returns it as is: no copy.
+            self._stream = io.BytesIO(b"".join(self._chunks))
+            self._chunks.clear()
+
+    def close(self) -> None:
+        """Release the memory or the temp file; further reads raise ``ValueError``."""
+        self._on_first_read = None
+        self._chunks.clear()
+        if self._stream is None:
+            self._stream = io.BytesIO()
+        self._stream.close()
+        if self._file is not None:
+            self._file.close()
+
+    # -- application side (PEP 3333 "input stream") ------------------------
+
+    def _ready(self) -> io.BytesIO | io.BufferedRandom:
+        if self._on_first_read is not None:
+            hook, self._on_first_read = self._on_first_read, None
+            hook()
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("wsgi.input read before the request body was complete")
+        return stream
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes, or the rest of the body when ``size`` is negative or None."""
+        stream = self._stream
+        if stream is None or self._on_first_read is not None:
+            stream = self._ready()
+        return stream.read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Read one line (up to ``size`` bytes), including its newline."""
+        stream = self._stream
+        if stream is None or self._on_first_read is not None:
+            stream = self._ready()
+        return stream.readline(size)
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """Read lines until EOF, or until about ``hint`` bytes were read."""
+        return self._ready().readlines(-1 if hint is None else hint)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Iterate over the lines of the body."""
+        return iter(self._ready().readline, b"")
+
+
+class EmptyInput:
+    """``wsgi.input`` for a request without a body: always at EOF, nothing to free."""
+
+    __slots__ = ()
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+EMPTY_INPUT = EmptyInput()
+"""Shared, stateless input for bodiless requests."""

@@ -1,0 +1,549 @@
+"""Logging setup (error and access logs), access-log formatting and log-file reopening.
+
+Two loggers: ``porch.error`` (the error log, ``[time] [pid] [LEVEL] message``) and
+``porch.access`` (one pre-formatted line per request, no prefix). Only the I/O
+layers (cli, supervisor, worker) log; ``protocol/`` and ``wsgi/`` never do.
+
+Access-log values that come from the client (path, query, headers, user) are
+escaped so that they cannot forge a log line: in the text format ``"`` and ``\\``
+get a backslash and control characters and non-ASCII become ``\\xNN`` (the bytes
+of the request, since PEP 3333 strings are latin-1); the ``json`` format relies
+on ``json.dumps`` (ASCII only, so no raw newline can appear in a record).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import logging.config
+import os
+import re
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from porch.config.settings import Config
+from porch.errors import ConfigError
+
+__all__ = [
+    "ACCESS_LOGGER",
+    "ERROR_LOGGER",
+    "AccessLog",
+    "escape",
+    "reopen_log_files",
+    "setup_logging",
+]
+
+ERROR_LOGGER = "porch.error"
+ACCESS_LOGGER = "porch.access"
+ERROR_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+ERROR_LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
+JSON_FORMAT = "json"
+
+# Every handler setup_logging() installed, so that a second call (the master after
+# HUP, a re-exec) replaces them instead of adding duplicates, and so that
+# reopen_log_files() knows which files are porch's.
+_installed: list[tuple[logging.Logger, logging.Handler]] = []
+
+
+# --- setup ---------------------------------------------------------------------
+
+
+def setup_logging(config: Config) -> None:
+    """Configure ``porch.error`` and ``porch.access`` from ``config``; safe to call again.
+
+    With ``--log-config`` the dictConfig file replaces porch's own setup. Raises
+    :class:`ConfigError` (naming the flag) when a file cannot be opened or the
+    dictConfig file is invalid.
+    """
+    _remove_installed_handlers()
+    if config.log_config is not None:
+        _apply_dict_config(config.log_config)
+        return
+
+    level = _log_level(config.log_level)
+    error_logger = logging.getLogger(ERROR_LOGGER)
+    error_handler = _open_handler(config.error_logfile, sys.stderr, "--error-logfile")
+    error_handler.setFormatter(logging.Formatter(ERROR_LOG_FORMAT, ERROR_LOG_DATE_FORMAT))
+    _install(error_logger, error_handler, level)
+
+    access_logger = logging.getLogger(ACCESS_LOGGER)
+    access_logger.propagate = False
+    access_logger.disabled = config.access_logfile is None
+    if config.access_logfile is not None:
+        access_handler = _open_handler(config.access_logfile, sys.stdout, "--access-logfile")
+        access_handler.setFormatter(logging.Formatter("%(message)s"))
+        _install(access_logger, access_handler, logging.INFO)
+
+
+def reopen_log_files() -> None:
+    """Reopen every log file porch opened (SIGUSR1, after logrotate moved them away)."""
+    for _, handler in list(_installed):
+        if not isinstance(handler, logging.FileHandler):
+            continue
+        try:
+            # Append, like the FileHandler porch created (mode "a").
+            stream = open(  # noqa: SIM115 - the handler owns and closes it
+                handler.baseFilename, "a", encoding=handler.encoding, errors=handler.errors
+            )
+        except OSError as exc:
+            # Keep writing to the old (moved) file rather than losing records.
+            logging.getLogger(ERROR_LOGGER).error(
+                "cannot reopen log file %s: %s", handler.baseFilename, exc
+            )
+            continue
+        old = handler.setStream(stream)
+        if old is not None:
+            old.close()
+
+
+def _install(logger: logging.Logger, handler: logging.Handler, level: int) -> None:
+    handler.setLevel(level)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    logger.disabled = False
+    _installed.append((logger, handler))
+
+
+def _remove_installed_handlers() -> None:
+    while _installed:
+        logger, handler = _installed.pop()
+        logger.removeHandler(handler)
+        # Never close the process's own stdout/stderr, only files we opened.
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+
+
+def _open_handler(target: str, dash_stream: TextIO, flag: str) -> logging.Handler:
+    if target == "-":
+        return logging.StreamHandler(dash_stream)
+    try:
+        return logging.FileHandler(target, mode="a", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot open {target!r}: {exc.strerror or exc}") from exc
+
+
+def _log_level(name: str) -> int:
+    level = logging.getLevelNamesMapping().get(name.upper())
+    if level is None:
+        raise ConfigError(
+            f"--log-level: unknown level {name!r} (use debug, info, warning, error or critical)"
+        )
+    return level
+
+
+def _apply_dict_config(path: str) -> None:
+    data = _load_dict_config(path)
+    # Unlike the stdlib default, keep loggers created before this call (porch's
+    # own modules and the app's) working unless the file says otherwise.
+    data.setdefault("disable_existing_loggers", False)
+    try:
+        logging.config.dictConfig(data)
+    except (ValueError, TypeError, AttributeError, ImportError, KeyError) as exc:
+        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        raise ConfigError(f"--log-config {path!r}: {exc}{cause}") from exc
+
+
+def _load_dict_config(path: str) -> dict[str, Any]:
+    """Read a dictConfig from JSON or TOML (chosen by suffix, else whichever parses)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"--log-config: cannot read {path!r}: {reason}") from exc
+
+    suffix = Path(path).suffix.lower()
+    data: object
+    if suffix == ".toml":
+        data = _parse_toml(path, text)
+    elif suffix == ".json":
+        data = _parse_json(path, text)
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(
+                    f"--log-config {path!r}: neither valid JSON nor valid TOML ({exc})"
+                ) from exc
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"--log-config {path!r}: the top level must be a JSON object")
+    config: dict[str, Any] = data
+    # A porch.toml-style file may keep the dictConfig under a [logging] table.
+    nested = config.get("logging")
+    if "version" not in config and isinstance(nested, dict):
+        config = nested
+    if "version" not in config:
+        raise ConfigError(f"--log-config {path!r}: missing 'version' key (dictConfig needs 1)")
+    return config
+
+
+def _parse_json(path: str, text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"--log-config {path!r}: invalid JSON: {exc}") from exc
+
+
+def _parse_toml(path: str, text: str) -> object:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--log-config {path!r}: invalid TOML: {exc}") from exc
+
+
+# --- escaping ------------------------------------------------------------------
+
+# Control characters, DEL and latin-1 upper half (one char per request byte under
+# PEP 3333) become \xNN; quote and backslash get a backslash.
+_ESCAPE_TABLE: dict[int, str] = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0x100))
+}
+_ESCAPE_TABLE[ord('"')] = '\\"'
+_ESCAPE_TABLE[ord("\\")] = "\\\\"
+
+
+def escape(value: str) -> str:
+    """Make ``value`` safe inside a quoted field of a one-line text log record."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return value  # the common case: nothing to do
+    escaped = value.translate(_ESCAPE_TABLE)
+    if escaped.isascii():
+        return escaped
+    # Characters above U+00FF (only from app-modified environ): their UTF-8 bytes.
+    return "".join(
+        char
+        if char.isascii()
+        else "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+        for char in escaped
+    )
+
+
+def _wsgi_text(value: str) -> str:
+    """Turn a PEP 3333 latin-1 "bytes as str" value back into readable text (for JSON)."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return value  # already real text (set by the app)
+
+
+# --- access-log atoms ----------------------------------------------------------
+
+Environ = dict[str, Any]
+Headers = list[tuple[str, str]]
+_Atom = Callable[[Environ, str, Headers, int, float], str]
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class _ClfClock:
+    """Formats ``[24/Nov/2026:10:00:00 +0000]`` in local time, once per second."""
+
+    __slots__ = ("_cached",)
+
+    def __init__(self) -> None:
+        self._cached: tuple[int, str] = (-1, "")
+
+    def __call__(self, timestamp: float) -> str:
+        second = int(timestamp)
+        cached = self._cached  # read once: another thread may replace it
+        if cached[0] == second:
+            return cached[1]
+        tm = time.localtime(second)
+        offset = tm.tm_gmtoff
+        sign = "+" if offset >= 0 else "-"
+        offset = abs(offset)
+        text = (
+            f"[{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
+            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} "
+            f"{sign}{offset // 3600:02d}{offset % 3600 // 60:02d}]"
+        )
+        self._cached = (second, text)
+        return text
+
+
+_clf_clock = _ClfClock()
+
+
+def _environ_str(environ: Environ, key: str) -> str:
+    value = environ.get(key)
+    return escape(value if isinstance(value, str) else str(value)) if value else "-"
+
+
+def _path(environ: Environ) -> str:
+    return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+
+
+def _request_uri(environ: Environ) -> str:
+    """The request target as the client sent it, when the environ keeps it."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        return str(raw)
+    query = environ.get("QUERY_STRING")
+    return f"{_path(environ)}?{query}" if query else _path(environ)
+
+
+def _atom_user(environ: Environ, *_: object) -> str:
+    auth = environ.get("HTTP_AUTHORIZATION")
+    if not isinstance(auth, str) or auth[:6].lower() != "basic ":
+        return "-"
+    try:
+        decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("latin-1")
+    except ValueError:  # binascii.Error, or non-ASCII text
+        return "-"
+    user = decoded.partition(":")[0]
+    return escape(user) if user else "-"
+
+
+def _atom_request_line(environ: Environ, *_: object) -> str:
+    method = environ.get("REQUEST_METHOD", "-")
+    protocol = environ.get("SERVER_PROTOCOL", "-")
+    return escape(f"{method} {_request_uri(environ)} {protocol}")
+
+
+def _atom_time(
+    environ: Environ, status: str, headers: Headers, body_bytes: int, duration_s: float
+) -> str:
+    # Apache semantics: the time the request started.
+    return _clf_clock(time.time() - duration_s)
+
+
+def _atom_status(environ: Environ, status: str, *_: object) -> str:
+    return escape(status.partition(" ")[0])
+
+
+def _atom_bytes(
+    environ: Environ, status: str, headers: Headers, body_bytes: int, duration_s: float
+) -> str:
+    return str(body_bytes)
+
+
+def _atom_bytes_or_dash(
+    environ: Environ, status: str, headers: Headers, body_bytes: int, duration_s: float
+) -> str:
+    return str(body_bytes) if body_bytes else "-"
+
+
+def _atom_seconds(
+    environ: Environ, status: str, headers: Headers, body_bytes: int, duration_s: float
+) -> str:
+    return str(int(duration_s))
+
+
+def _atom_millis(
+    environ: Environ, status: str, headers: Headers, body_bytes: int, duration_s: float
+) -> str:
+    return str(int(duration_s * 1_000))
+
+
+def _atom_micros(
+    environ: Environ, status: str, headers: Headers, body_bytes: int, duration_s: float
+) -> str:
+    return str(int(duration_s * 1_000_000))
+
+
+def _atom_decimal_seconds(
+    environ: Environ, status: str, headers: Headers, body_bytes: int, duration_s: float
+) -> str:
+    return f"{duration_s:.6f}"
+
+
+def _environ_atom(key: str) -> _Atom:
+    def atom(environ: Environ, *_: object) -> str:
+        return _environ_str(environ, key)
+
+    return atom
+
+
+def _request_header_atom(name: str) -> _Atom:
+    key = name.strip().upper().replace("-", "_")
+    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = "HTTP_" + key
+    return _environ_atom(key)
+
+
+def _response_header_atom(name: str) -> _Atom:
+    wanted = name.strip().lower()
+
+    def atom(environ: Environ, status: str, headers: Headers, *_: object) -> str:
+        values = [value for field, value in headers if field.lower() == wanted]
+        return escape(", ".join(values)) if values else "-"
+
+    return atom
+
+
+def _literal_atom(text: str) -> _Atom:
+    def atom(*_: object) -> str:
+        return text
+
+    return atom
+
+
+_PID = [os.getpid()]  # refreshed in every forked child
+
+
+def _refresh_pid() -> None:
+    _PID[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
+
+
+def _atom_pid(*_: object) -> str:
+    return str(_PID[0])
+
+
+_ATOMS: dict[str, _Atom] = {
+    "h": _environ_atom("REMOTE_ADDR"),
+    "l": _literal_atom("-"),
+    "u": _atom_user,
+    "t": _atom_time,
+    "r": _atom_request_line,
+    "m": _environ_atom("REQUEST_METHOD"),
+    "U": lambda environ, *_: escape(_path(environ)) or "-",
+    "q": lambda environ, *_: escape(str(environ.get("QUERY_STRING", ""))),
+    "H": _environ_atom("SERVER_PROTOCOL"),
+    "s": _atom_status,
+    "B": _atom_bytes,
+    "b": _atom_bytes_or_dash,
+    "f": _environ_atom("HTTP_REFERER"),
+    "a": _environ_atom("HTTP_USER_AGENT"),
+    "T": _atom_seconds,
+    "M": _atom_millis,
+    "D": _atom_micros,
+    "L": _atom_decimal_seconds,
+    "p": _atom_pid,
+}
+
+# %(x)s or %({name}i)s / %({name}o)s / %({key}e)s
+_ATOM_PATTERN = re.compile(r"%\(([^)]*)\)s")
+_BRACED_ATOM = re.compile(r"\{([^}]+)\}([ioe])\Z")
+
+
+def _compile_atom(key: str) -> _Atom:
+    simple = _ATOMS.get(key)
+    if simple is not None:
+        return simple
+    braced = _BRACED_ATOM.match(key)
+    if braced is None:
+        known = " ".join(f"%({name})s" for name in _ATOMS)
+        raise ConfigError(
+            f"--access-logformat: unknown atom %({key})s (known: {known}, "
+            "%({header}i)s, %({header}o)s, %({key}e)s)"
+        )
+    name, kind = braced.groups()
+    if kind == "i":
+        return _request_header_atom(name)
+    if kind == "o":
+        return _response_header_atom(name)
+    return _environ_atom(name)
+
+
+# --- the access log --------------------------------------------------------------
+
+
+class AccessLog:
+    """Formats and writes one ``porch.access`` record per request."""
+
+    def __init__(self, config: Config) -> None:
+        self._logger = logging.getLogger(ACCESS_LOGGER)
+        self._error_logger = logging.getLogger(ERROR_LOGGER)
+        if config.log_config is not None:
+            logger = self._logger
+            self.enabled: bool = (
+                not logger.disabled and logger.isEnabledFor(logging.INFO) and logger.hasHandlers()
+            )
+        else:
+            self.enabled = config.access_logfile is not None
+
+        self._json = config.access_logformat.strip() == JSON_FORMAT
+        self._template = config.access_logformat
+        atoms: dict[str, _Atom] = {}
+        if not self._json:
+            for key in _ATOM_PATTERN.findall(self._template):
+                atoms.setdefault(key, _compile_atom(key))
+            try:
+                self._template % dict.fromkeys(atoms, "-")
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ConfigError(
+                    f"--access-logformat: invalid format {self._template!r}: {exc!r} "
+                    "(use %(atom)s and write a literal percent sign as %%)"
+                ) from exc
+        # Only the atoms the format uses are computed on each request.
+        self._atoms: tuple[tuple[str, _Atom], ...] = tuple(atoms.items())
+
+    def format(
+        self,
+        environ: Environ,
+        status: str,
+        response_headers: Headers,
+        body_bytes: int,
+        duration_s: float,
+    ) -> str:
+        """Return the access-log line (without newline) for one finished request."""
+        if self._json:
+            return _json_line(environ, status, body_bytes, duration_s)
+        values = {
+            key: atom(environ, status, response_headers, body_bytes, duration_s)
+            for key, atom in self._atoms
+        }
+        return self._template % values
+
+    def log(
+        self,
+        environ: Environ,
+        status: str,
+        response_headers: Headers,
+        body_bytes: int,
+        duration_s: float,
+    ) -> None:
+        """Write the record for one finished request (no-op when the access log is off)."""
+        if not self.enabled:
+            return
+        try:
+            line = self.format(environ, status, response_headers, body_bytes, duration_s)
+        except Exception:
+            # A malformed environ (set by the app) must not fail the request.
+            self._error_logger.exception("cannot format access log record")
+            return
+        logger = self._logger
+        # makeRecord + handle skips Logger._log's stack walk (findCaller).
+        logger.handle(logger.makeRecord(ACCESS_LOGGER, logging.INFO, "", 0, line, (), None))
+
+
+def _json_line(environ: Environ, status: str, body_bytes: int, duration_s: float) -> str:
+    code = status.partition(" ")[0]
+    started = time.time() - duration_s
+    record = {
+        "remote_addr": _json_value(environ.get("REMOTE_ADDR")),
+        "time": datetime.fromtimestamp(started).astimezone().isoformat(timespec="milliseconds"),
+        "method": _json_value(environ.get("REQUEST_METHOD")),
+        "path": _wsgi_text(_path(environ)),
+        "query": _json_value(environ.get("QUERY_STRING")) or "",
+        "protocol": _json_value(environ.get("SERVER_PROTOCOL")),
+        "status": int(code) if code.isdigit() else status,
+        "bytes": body_bytes,
+        "duration_ms": round(duration_s * 1_000, 3),
+        "referer": _json_value(environ.get("HTTP_REFERER")),
+        "user_agent": _json_value(environ.get("HTTP_USER_AGENT")),
+        "pid": _PID[0],
+    }
+    # ensure_ascii (the default) guarantees a single line whatever the values hold.
+    return json.dumps(record, separators=(",", ":"))
+
+
+def _json_value(value: object) -> str | None:
+    if value is None:
+        return None
+    return _wsgi_text(value if isinstance(value, str) else str(value))

@@ -1,0 +1,179 @@
+"""``start_response`` and ``write`` for one request: PEP 3333 rules and response-head validation.
+
+Decisions (the worker relies on them):
+
+* status must be ``"NNN reason"``: three digits, one space, a possibly empty
+  reason (RFC 9112 §4 allows an empty reason-phrase but not a missing space).
+  Codes outside 200..599 are refused: RFC 9110 §15 defines 100..599, and a
+  1xx cannot be the final response of a WSGI app.
+* header names are RFC 9110 §5.6.2 tokens; values hold no control character
+  but HTAB (RFC 9110 §5.5) and only latin-1 code points, so nothing the app
+  sends can split the head (no CR/LF injection).
+* hop-by-hop headers (PEP 3333 forbids them): ``Transfer-Encoding`` and
+  ``Upgrade`` raise, because dropping them would misframe a body the app
+  encoded itself; ``Connection``, ``Keep-Alive``, ``Proxy-Connection``, ``TE``
+  and ``Trailer`` are dropped as gunicorn does, and ``Connection: close`` sets
+  ``close_connection``.
+* container types are lenient (a list or tuple of 2-item tuples or lists, as
+  gunicorn accepts); ``headers`` is always normalised to a list of tuples.
+
+Every violation raises ``AppResponseError`` inside the app's call, so the
+worker turns it into a logged 500 like any other app error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from porch.errors import AppResponseError
+from porch.types import ExcInfo, ResponseHeaders, WriteCallable
+
+__all__ = ["StartResponse", "parse_status", "validate_headers"]
+
+# RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ];
+# reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
+_STATUS = re.compile(r"([0-9]{3}) [\t\x20-\x7e\x80-\xff]*\Z")
+# RFC 9110 §5.6.2: token = 1*tchar.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# RFC 9110 §5.5: field-value chars are VCHAR, obs-text, SP and HTAB; anything
+# else (CR, LF, NUL, other controls, DEL, code points past latin-1) is refused.
+_BAD_VALUE_CHAR = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
+# RFC 9110 §7.6.1 and PEP 3333 "Other HTTP Features".
+_DROPPED_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer"})
+_REFUSED_HOP_BY_HOP = frozenset({"transfer-encoding", "upgrade"})
+_MAX_CONTENT_LENGTH_DIGITS = 19  # fits a signed 64-bit integer
+
+
+class StartResponse:
+    """The ``start_response`` callable of one request, and the state it records.
+
+    ``write`` is the sink the driver provides for the legacy ``write()``
+    callable; the driver sets ``headers_sent`` once the head went out.
+    """
+
+    __slots__ = (
+        "_sink",
+        "close_connection",
+        "content_length",
+        "headers",
+        "headers_sent",
+        "started",
+        "status",
+        "status_code",
+    )
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._sink = write
+        self.status = ""
+        self.status_code = 0
+        self.headers: ResponseHeaders = []
+        self.content_length: int | None = None
+        self.close_connection = False  # the app sent "Connection: close"
+        self.started = False  # start_response() was called successfully
+        self.headers_sent = False  # set by the driver
+
+    def __call__(
+        self,
+        status: str,
+        headers: ResponseHeaders,
+        exc_info: ExcInfo | None = None,
+    ) -> WriteCallable:
+        """Record the status and headers (PEP 3333 ``start_response``); return ``write``."""
+        if exc_info is not None and exc_info[1] is not None:
+            try:
+                if self.headers_sent:
+                    # PEP 3333: too late to change the head; re-raise the app's error.
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # PEP 3333: break the frame <-> traceback cycle
+        elif self.started:
+            raise AppResponseError("start_response() called a second time without exc_info")
+        status_code = parse_status(status)
+        normalised, content_length, close = validate_headers(headers)
+        self.status = status
+        self.status_code = status_code
+        self.headers = normalised
+        self.content_length = content_length
+        self.close_connection = close
+        self.started = True
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy PEP 3333 ``write(data)`` callable."""
+        if not self.started:
+            raise AppResponseError("write() called before start_response()")
+        if not isinstance(data, bytes):
+            raise AppResponseError(f"write() takes bytes, not {type(data).__name__}")
+        self._sink(data)
+
+
+def parse_status(status: str) -> int:
+    """Return the status code of a PEP 3333 status string; raise ``AppResponseError``."""
+    if not isinstance(status, str):
+        raise AppResponseError(f"status must be a str, not {type(status).__name__}")
+    match = _STATUS.match(status)
+    if match is None:
+        raise AppResponseError(
+            f"invalid status {status!r}: expected three digits, a space and a reason, "
+            "without control characters"
+        )
+    code = int(match.group(1))
+    if not 200 <= code <= 599:
+        raise AppResponseError(f"invalid status {status!r}: the code must be in 200..599")
+    return code
+
+
+def validate_headers(headers: ResponseHeaders) -> tuple[ResponseHeaders, int | None, bool]:
+    """Check the app's headers; return them normalised, the Content-Length and Connection: close."""
+    if not isinstance(headers, list | tuple):
+        raise AppResponseError(
+            f"response headers must be a list of (name, value) tuples, not {type(headers).__name__}"
+        )
+    kept: ResponseHeaders = []
+    content_length: int | None = None
+    close = False
+    for item in headers:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise AppResponseError(f"response header {item!r} is not a (name, value) pair")
+        name, value = item
+        if not isinstance(name, str) or _TOKEN.match(name) is None:
+            raise AppResponseError(f"invalid response header name {name!r}")
+        if not isinstance(value, str) or _BAD_VALUE_CHAR.search(value) is not None:
+            raise AppResponseError(f"invalid value for response header {name!r}: {value!r}")
+        lower = name.lower()
+        if lower in _DROPPED_HOP_BY_HOP or lower in _REFUSED_HOP_BY_HOP:
+            close = _hop_by_hop(name, lower, value) or close
+            continue
+        if lower == "content-length":
+            length = _parse_content_length(value)
+            if content_length is not None:
+                if length != content_length:
+                    raise AppResponseError("conflicting Content-Length response headers")
+                continue  # RFC 9110 §8.6: identical duplicates are one value
+            content_length = length
+        kept.append((name, value))
+    return kept, content_length, close
+
+
+def _hop_by_hop(name: str, lower: str, value: str) -> bool:
+    """Refuse or drop a hop-by-hop header; return True for ``Connection: close``."""
+    if lower in _REFUSED_HOP_BY_HOP:
+        raise AppResponseError(
+            f"hop-by-hop response header {name!r} is not allowed (PEP 3333); "
+            "porch frames the response body itself"
+        )
+    if lower != "connection":
+        return False
+    # RFC 9110 §7.6.1: Connection is a comma-separated list of options.
+    return any(option.strip().lower() == "close" for option in value.split(","))
+
+
+def _parse_content_length(value: str) -> int:
+    digits = value.strip(" \t")
+    # RFC 9110 §8.6: Content-Length = 1*DIGIT (ASCII digits only).
+    if not digits.isascii() or not digits.isdigit():
+        raise AppResponseError(f"invalid Content-Length response header {value!r}")
+    if len(digits) > _MAX_CONTENT_LENGTH_DIGITS:
+        raise AppResponseError(f"Content-Length response header {value!r} is too large")
+    return int(digits)

@@ -70,12 +70,12 @@ class Config:
     )
     chdir: str | None = setting(
         None, Kind.STR, "--chdir", help="Change to this directory before loading the app.",
-        section="Application",
+        section="Application", metavar="DIR",
     )
     pythonpath: tuple[str, ...] = setting(
         (), Kind.LIST, "--pythonpath",
         help="Directories prepended to sys.path (repeatable, or comma separated).",
-        section="Application",
+        section="Application", metavar="DIR",
     )
     preload: bool = setting(
         False, Kind.BOOL, "--preload",
@@ -94,7 +94,7 @@ class Config:
         ("127.0.0.1:8000",), Kind.LIST, "-b", "--bind",
         help="Address to listen on: HOST:PORT, [IPV6]:PORT, unix:/path, fd://N "
         "(repeatable). Defaults to 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.",
-        section="Server sockets",
+        section="Server sockets", metavar="ADDRESS",
     )
     backlog: int = setting(
         2048, Kind.POS_INT, "--backlog", help="Listen queue length of each socket.",
@@ -165,7 +165,7 @@ class Config:
     )
     pid: str | None = setting(
         None, Kind.STR, "-p", "--pid", help="Write the master's PID to this file.",
-        section="Processes",
+        section="Processes", metavar="FILE",
     )
 
     # --- HTTP limits and timeouts ----------------------------------------------
@@ -218,7 +218,7 @@ class Config:
     forwarded_allow_ips: tuple[str, ...] = setting(
         ("127.0.0.1", "::1"), Kind.LIST, "--forwarded-allow-ips",
         help="Peers whose X-Forwarded-* headers are trusted ('*' for all).",
-        section="HTTP",
+        section="HTTP", metavar="IPS",
     )
     server_header: bool = setting(
         True, Kind.BOOL, "--server-header",
@@ -230,15 +230,16 @@ class Config:
     access_logfile: str | None = setting(
         None, Kind.STR, "--access-logfile",
         help="Access log file; '-' is stdout. Off by default.", section="Logging",
+        metavar="FILE",
     )
     access_logformat: str = setting(
         DEFAULT_ACCESS_LOG_FORMAT, Kind.STR, "--access-logformat",
         help="Access log line format (gunicorn atoms, e.g. %(h)s %(r)s %(s)s), or 'json'.",
-        section="Logging",
+        section="Logging", metavar="FORMAT",
     )
     error_logfile: str = setting(
         "-", Kind.STR, "--error-logfile", "--log-file",
-        help="Error log file; '-' is stderr.", section="Logging",
+        help="Error log file; '-' is stderr.", section="Logging", metavar="FILE",
     )
     log_level: str = setting(
         "info", Kind.LOG_LEVEL, "--log-level",
@@ -247,5 +248,5 @@ class Config:
     log_config: str | None = setting(
         None, Kind.STR, "--log-config",
         help="A logging dictConfig file (JSON or TOML) replacing porch's logging setup.",
-        section="Logging",
+        section="Logging", metavar="FILE",
     )

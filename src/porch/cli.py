@@ -1,0 +1,72 @@
+"""The ``porch`` command: load and check the configuration, then hand it to the arbiter."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from porch.config import Config, dump_config_toml, load_config
+from porch.config.loaders import NO_APP_MESSAGE
+from porch.errors import AppLoadError, ConfigError, ExitCode
+
+__all__ = ["main"]
+
+
+class _Runner(Protocol):
+    def run(self) -> int: ...
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run porch with ``argv`` (default ``sys.argv[1:]``); return the process exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        result = load_config(args, os.environ)
+    except ConfigError as exc:
+        return _error(str(exc), ExitCode.USAGE)
+    except SystemExit as exc:  # --help and --version have printed their text
+        return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
+    if result.print_config:
+        sys.stdout.write(dump_config_toml(result.config))
+    if result.check_config:
+        return _check_app(result.config)
+    if result.print_config:
+        return ExitCode.OK
+    return _serve(result.config)
+
+
+def _error(message: str, code: ExitCode) -> int:
+    print(f"porch: error: {message}", file=sys.stderr)
+    return code
+
+
+def _check_app(config: Config) -> int:
+    """--check-config: import the app exactly as a worker would, then exit."""
+    from porch.wsgi.loader import load_app  # imported here: plain config work needs no app code
+
+    if not config.app:
+        return _error(NO_APP_MESSAGE, ExitCode.USAGE)
+    try:
+        load_app(config.app, chdir=config.chdir, pythonpath=config.pythonpath)
+    except AppLoadError as exc:
+        if exc.user_traceback:
+            sys.stderr.write(exc.user_traceback.rstrip("\n") + "\n")
+        return _error(str(exc), ExitCode.APP_LOAD_ERROR)
+    print(f"porch: configuration OK, application {config.app!r} loaded", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _serve(config: Config) -> int:
+    from porch.log import setup_logging
+
+    try:
+        setup_logging(config)  # opens the log files: a bad path is a usage error
+    except ConfigError as exc:
+        return _error(str(exc), ExitCode.USAGE)
+    # Imported by name so that the CLI stays importable (and type-checkable) while
+    # the supervisor package is being written; Arbiter(config).run() -> int.
+    arbiter_module = importlib.import_module("porch.supervisor.arbiter")
+    arbiter: _Runner = arbiter_module.Arbiter(config)
+    return arbiter.run()

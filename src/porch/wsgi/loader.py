@@ -75,6 +75,7 @@ def load_app(spec: str, *, chdir: str | None = None, pythonpath: Sequence[str] =
     """Import and return the WSGI application named by ``spec``; raise ``AppLoadError``."""
     prepare_import_path(chdir, pythonpath)
     parsed = parse_spec(spec)
+    importlib.invalidate_caches()  # files may have appeared since the last import
     module = _import_file(parsed.module) if parsed.is_file else _import_module(parsed.module)
     target = _resolve_attrs(module, parsed.attrs) if parsed.attrs else _resolve_default(module)
     if parsed.call_args is not None:

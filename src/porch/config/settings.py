@@ -64,189 +64,285 @@ class Config:
 
     # --- application -------------------------------------------------------
     app: str | None = setting(
-        None, Kind.STR, help="The WSGI application: 'module:attr', 'module:factory()' "
+        None,
+        Kind.STR,
+        help="The WSGI application: 'module:attr', 'module:factory()' "
         "or a path to a Python file ('examples/hello.py', attribute 'app' or 'application').",
-        section="Application", metavar="APP",
+        section="Application",
+        metavar="APP",
     )
     chdir: str | None = setting(
-        None, Kind.STR, "--chdir", help="Change to this directory before loading the app.",
-        section="Application", metavar="DIR",
+        None,
+        Kind.STR,
+        "--chdir",
+        help="Change to this directory before loading the app.",
+        section="Application",
+        metavar="DIR",
     )
     pythonpath: tuple[str, ...] = setting(
-        (), Kind.LIST, "--pythonpath",
+        (),
+        Kind.LIST,
+        "--pythonpath",
         help="Directories prepended to sys.path (repeatable, or comma separated).",
-        section="Application", metavar="DIR",
+        section="Application",
+        metavar="DIR",
     )
     preload: bool = setting(
-        False, Kind.BOOL, "--preload",
+        False,
+        Kind.BOOL,
+        "--preload",
         help="Load the app in the master before forking workers (saves memory; "
         "HUP then re-reads config but does not re-import the app).",
         section="Application",
     )
     reload: bool = setting(
-        False, Kind.BOOL, "--reload",
+        False,
+        Kind.BOOL,
+        "--reload",
         help="Restart workers when Python source files change (development only).",
         section="Application",
     )
 
     # --- server sockets -----------------------------------------------------
     bind: tuple[str, ...] = setting(
-        ("127.0.0.1:8000",), Kind.LIST, "-b", "--bind",
+        ("127.0.0.1:8000",),
+        Kind.LIST,
+        "-b",
+        "--bind",
         help="Address to listen on: HOST:PORT, [IPV6]:PORT, unix:/path, fd://N "
         "(repeatable). Defaults to 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.",
-        section="Server sockets", metavar="ADDRESS",
+        section="Server sockets",
+        metavar="ADDRESS",
     )
     backlog: int = setting(
-        2048, Kind.POS_INT, "--backlog", help="Listen queue length of each socket.",
+        2048,
+        Kind.POS_INT,
+        "--backlog",
+        help="Listen queue length of each socket.",
         section="Server sockets",
     )
     socket_mode: int | None = setting(
-        None, Kind.OCTAL, "--socket-mode",
+        None,
+        Kind.OCTAL,
+        "--socket-mode",
         help="File mode of UNIX sockets created by porch (for example 660).",
         section="Server sockets",
     )
 
     # --- processes ----------------------------------------------------------
     workers: int = setting(
-        1, Kind.POS_INT, "-w", "--workers",
+        1,
+        Kind.POS_INT,
+        "-w",
+        "--workers",
         help="Number of worker processes (WEB_CONCURRENCY is honoured when unset).",
         section="Processes",
     )
     threads: int = setting(
-        1, Kind.POS_INT, "--threads",
+        1,
+        Kind.POS_INT,
+        "--threads",
         help="App threads per worker. 1 runs the app inline on the event loop (fastest); "
         "N runs it on a pool of N threads while the loop does all socket I/O.",
         section="Processes",
     )
     worker_connections: int = setting(
-        1000, Kind.POS_INT, "--worker-connections",
+        1000,
+        Kind.POS_INT,
+        "--worker-connections",
         help="Maximum simultaneous connections per worker; more wait in the backlog.",
         section="Processes",
     )
     timeout: float = setting(
-        30.0, Kind.SECONDS, "-t", "--timeout",
+        30.0,
+        Kind.SECONDS,
+        "-t",
+        "--timeout",
         help="A request running longer than this is logged with its stack and its worker "
         "replaced; 0 disables.",
         section="Processes",
     )
     graceful_timeout: float = setting(
-        30.0, Kind.SECONDS, "--graceful-timeout",
+        30.0,
+        Kind.SECONDS,
+        "--graceful-timeout",
         help="Time workers get to finish in-flight requests on TERM, HUP or recycling.",
         section="Processes",
     )
     max_requests: int = setting(
-        0, Kind.INT, "--max-requests",
+        0,
+        Kind.INT,
+        "--max-requests",
         help="Recycle a worker gracefully after this many requests; 0 disables.",
         section="Processes",
     )
     max_requests_jitter: int = setting(
-        0, Kind.INT, "--max-requests-jitter",
-        help="Add a random 0..N to --max-requests per worker, so workers do not recycle "
-        "together.",
+        0,
+        Kind.INT,
+        "--max-requests-jitter",
+        help="Add a random 0..N to --max-requests per worker, so workers do not recycle together.",
         section="Processes",
     )
     max_worker_memory: int = setting(
-        0, Kind.BYTES, "--max-worker-memory",
-        help="Recycle a worker gracefully when its RSS exceeds this size (e.g. 512M); "
-        "0 disables.",
+        0,
+        Kind.BYTES,
+        "--max-worker-memory",
+        help="Recycle a worker gracefully when its RSS exceeds this size (e.g. 512M); 0 disables.",
         section="Processes",
     )
     user: str | None = setting(
-        None, Kind.STR, "-u", "--user", help="Switch worker processes to this user.",
+        None,
+        Kind.STR,
+        "-u",
+        "--user",
+        help="Switch worker processes to this user.",
         section="Processes",
     )
     group: str | None = setting(
-        None, Kind.STR, "-g", "--group", help="Switch worker processes to this group.",
+        None,
+        Kind.STR,
+        "-g",
+        "--group",
+        help="Switch worker processes to this group.",
         section="Processes",
     )
     umask: int = setting(
-        0o22, Kind.OCTAL, "-m", "--umask", help="umask of the porch processes.",
+        0o22,
+        Kind.OCTAL,
+        "-m",
+        "--umask",
+        help="umask of the porch processes.",
         section="Processes",
     )
     pid: str | None = setting(
-        None, Kind.STR, "-p", "--pid", help="Write the master's PID to this file.",
-        section="Processes", metavar="FILE",
+        None,
+        Kind.STR,
+        "-p",
+        "--pid",
+        help="Write the master's PID to this file.",
+        section="Processes",
+        metavar="FILE",
     )
 
     # --- HTTP limits and timeouts ----------------------------------------------
     keep_alive: float = setting(
-        5.0, Kind.SECONDS, "--keep-alive",
+        5.0,
+        Kind.SECONDS,
+        "--keep-alive",
         help="Seconds an idle keep-alive connection is kept open; 0 disables keep-alive.",
         section="HTTP",
     )
     limit_request_line: int = setting(
-        8190, Kind.POS_INT, "--limit-request-line",
+        8190,
+        Kind.POS_INT,
+        "--limit-request-line",
         help="Maximum size of the request line in bytes (larger: 414).",
         section="HTTP",
     )
     limit_request_fields: int = setting(
-        100, Kind.POS_INT, "--limit-request-fields",
+        100,
+        Kind.POS_INT,
+        "--limit-request-fields",
         help="Maximum number of request header fields (more: 431).",
         section="HTTP",
     )
     limit_request_field_size: int = setting(
-        8190, Kind.POS_INT, "--limit-request-field-size",
+        8190,
+        Kind.POS_INT,
+        "--limit-request-field-size",
         help="Maximum size of one request header field, name and value (larger: 431).",
         section="HTTP",
     )
     limit_request_body: int = setting(
-        1024**3, Kind.BYTES, "--limit-request-body",
+        1024**3,
+        Kind.BYTES,
+        "--limit-request-body",
         help="Maximum request body size (e.g. 10M); larger bodies get 413; 0 is unlimited.",
         section="HTTP",
     )
     body_buffer_size: int = setting(
-        1024**2, Kind.BYTES, "--body-buffer-size",
+        1024**2,
+        Kind.BYTES,
+        "--body-buffer-size",
         help="Request bodies up to this size are kept in memory; larger ones spill to a "
         "temporary file.",
         section="HTTP",
     )
     header_timeout: float = setting(
-        10.0, Kind.SECONDS, "--header-timeout",
+        10.0,
+        Kind.SECONDS,
+        "--header-timeout",
         help="Time a client gets to send a complete request head (slowloris guard).",
         section="HTTP",
     )
     body_timeout: float = setting(
-        30.0, Kind.SECONDS, "--body-timeout",
+        30.0,
+        Kind.SECONDS,
+        "--body-timeout",
         help="Time a client may go without sending request body bytes.",
         section="HTTP",
     )
     write_timeout: float = setting(
-        30.0, Kind.SECONDS, "--write-timeout",
+        30.0,
+        Kind.SECONDS,
+        "--write-timeout",
         help="Time a client may go without reading response bytes.",
         section="HTTP",
     )
     forwarded_allow_ips: tuple[str, ...] = setting(
-        ("127.0.0.1", "::1"), Kind.LIST, "--forwarded-allow-ips",
+        ("127.0.0.1", "::1"),
+        Kind.LIST,
+        "--forwarded-allow-ips",
         help="Peers whose X-Forwarded-* headers are trusted ('*' for all).",
-        section="HTTP", metavar="IPS",
+        section="HTTP",
+        metavar="IPS",
     )
     server_header: bool = setting(
-        True, Kind.BOOL, "--server-header",
+        True,
+        Kind.BOOL,
+        "--server-header",
         help="Send 'Server: porch' on responses that do not set one.",
         section="HTTP",
     )
 
     # --- logging --------------------------------------------------------------
     access_logfile: str | None = setting(
-        None, Kind.STR, "--access-logfile",
-        help="Access log file; '-' is stdout. Off by default.", section="Logging",
+        None,
+        Kind.STR,
+        "--access-logfile",
+        help="Access log file; '-' is stdout. Off by default.",
+        section="Logging",
         metavar="FILE",
     )
     access_logformat: str = setting(
-        DEFAULT_ACCESS_LOG_FORMAT, Kind.STR, "--access-logformat",
+        DEFAULT_ACCESS_LOG_FORMAT,
+        Kind.STR,
+        "--access-logformat",
         help="Access log line format (gunicorn atoms, e.g. %(h)s %(r)s %(s)s), or 'json'.",
-        section="Logging", metavar="FORMAT",
+        section="Logging",
+        metavar="FORMAT",
     )
     error_logfile: str = setting(
-        "-", Kind.STR, "--error-logfile", "--log-file",
-        help="Error log file; '-' is stderr.", section="Logging", metavar="FILE",
+        "-",
+        Kind.STR,
+        "--error-logfile",
+        "--log-file",
+        help="Error log file; '-' is stderr.",
+        section="Logging",
+        metavar="FILE",
     )
     log_level: str = setting(
-        "info", Kind.LOG_LEVEL, "--log-level",
-        help="Error log level: debug, info, warning, error or critical.", section="Logging",
+        "info",
+        Kind.LOG_LEVEL,
+        "--log-level",
+        help="Error log level: debug, info, warning, error or critical.",
+        section="Logging",
     )
     log_config: str | None = setting(
-        None, Kind.STR, "--log-config",
+        None,
+        Kind.STR,
+        "--log-config",
         help="A logging dictConfig file (JSON or TOML) replacing porch's logging setup.",
-        section="Logging", metavar="FILE",
+        section="Logging",
+        metavar="FILE",
     )

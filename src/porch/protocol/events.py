@@ -39,4 +39,12 @@ class EndOfMessage:
     """The request (head and body) is complete; trailers, if any, were discarded."""
 
 
-Event = RequestHead | BodyData | EndOfMessage
+@dataclass(frozen=True, slots=True)
+class BadRequest:
+    """The peer broke the protocol: answer ``status`` and close the connection."""
+
+    status: int
+    message: str
+
+
+Event = RequestHead | BodyData | EndOfMessage | BadRequest

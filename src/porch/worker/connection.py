@@ -1,0 +1,416 @@
+"""The one connection driver: socket events in, protocol core, one exchange at a time.
+
+An :class:`HTTPConnection` owns the transport, feeds received bytes to the
+sans-IO parser, buffers the request body (the app is called once the body is
+complete, so a slow upload never holds an app thread), runs one
+:class:`~porch.worker.dispatch.Exchange` at a time (pipelined requests wait in
+order), enforces the header/body/keep-alive/write deadlines, and applies
+back-pressure in both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import select
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
+from porch.protocol.h1 import H1Parser
+from porch.wsgi.environ import build_environ
+from porch.wsgi.input import EMPTY_INPUT, BufferedInput
+from porch.worker.context import WorkerContext, reason_phrase
+from porch.worker.dispatch import Exchange
+
+if TYPE_CHECKING:
+    import threading
+
+error_log = logging.getLogger("porch.error")
+
+IDLE, HEAD, BODY, APP = 0, 1, 2, 3
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class BodyUnavailable(OSError):
+    """The app asked for a request body the client never finished sending."""
+
+
+class HTTPConnection(asyncio.Protocol):
+    """Drives one client connection (see module docstring)."""
+
+    __slots__ = (
+        "body_done",
+        "body_event",
+        "closed",
+        "ctx",
+        "deadline",
+        "early",
+        "exchange",
+        "head",
+        "in_process",
+        "input",
+        "parser",
+        "pending",
+        "reading_paused",
+        "remote_addr",
+        "remote_port",
+        "state",
+        "transport",
+        "write_paused",
+        "_sendfile",
+    )
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.transport: asyncio.Transport | None = None
+        self.parser = H1Parser(limits=ctx.limits)
+        self.pending: deque[Event] = deque()
+        self.state = IDLE
+        self.deadline = 0.0
+        self.exchange: Exchange | None = None
+        self.head: RequestHead | None = None
+        self.input: BufferedInput | None = None
+        self.body_done = False
+        self.early = False  # body being read while the app already runs (Expect: 100-continue)
+        self.body_event: threading.Event | None = None
+        self.in_process = False
+        self.write_paused = False
+        self.reading_paused = False
+        self.closed = False
+        self.remote_addr = ""
+        self.remote_port = ""
+        self._sendfile: _SendFile | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.remote_addr, self.remote_port = peer[0], str(peer[1])
+        ctx = self.ctx
+        ctx.connections.add(self)
+        self.deadline = ctx.now + ctx.config.header_timeout
+
+    def data_received(self, data: bytes) -> None:
+        ctx = self.ctx
+        state = self.state
+        if state == IDLE:
+            self.state = HEAD
+            self.deadline = ctx.now + ctx.config.header_timeout
+        elif state == BODY or self.early:
+            self.deadline = ctx.now + ctx.config.body_timeout
+        events = self.parser.feed(data)
+        if events:
+            self.pending.extend(events)
+            if self.exchange is None or self.early:
+                self._process()
+        if self.exchange is not None and self.pending and not self.early:
+            # Pipelined requests wait for the running one: stop reading more.
+            self._pause_reading()
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client still gets the responses to what it sent.
+        if self.exchange is None and not self.pending:
+            self._close()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.ctx.connections.discard(self)
+        if self._sendfile is not None:
+            self._sendfile.stop(ok=False)
+        if self.body_event is not None:
+            self.body_event.set()
+        if self.exchange is not None:
+            self.exchange.client_gone()
+        elif self.input is not None:
+            self.input.close()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self.deadline = self.ctx.now + self.ctx.config.write_timeout
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.state == APP:
+            self.deadline = 0.0
+        if self.exchange is not None:
+            self.exchange.resume()
+
+    # --- request sequencing ----------------------------------------------------
+
+    def _process(self) -> None:
+        """Handle parsed events in order until a request is dispatched."""
+        nested = self.in_process
+        self.in_process = True
+        pending = self.pending
+        try:
+            while pending and (self.exchange is None or self.early) and not self.closed:
+                event = pending.popleft()
+                kind = type(event)
+                if kind is BodyData:
+                    assert self.input is not None
+                    self.input.feed(event.data)  # type: ignore[union-attr]
+                elif kind is EndOfMessage:
+                    self._on_end()
+                elif kind is RequestHead:
+                    self._on_head(event)  # type: ignore[arg-type]
+                else:
+                    self._reject(event)  # type: ignore[arg-type]
+        finally:
+            self.in_process = nested
+        if not nested and self.reading_paused and self.exchange is None and not self.closed:
+            self.reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+
+    def _on_head(self, head: RequestHead) -> None:
+        self.head = head
+        self.body_done = False
+        if head.chunked or head.content_length:
+            self.input = BufferedInput(
+                memory_limit=self.ctx.config.body_buffer_size,
+                on_first_read=self._want_body if head.expect_continue else None,
+            )
+            if head.expect_continue:
+                # RFC 9110 §10.1.1: the app decides; 100 goes out only if it reads.
+                self._dispatch()
+                return
+            self.state = BODY
+            self.deadline = self.ctx.now + self.ctx.config.body_timeout
+        else:
+            self.input = None
+
+    def _on_end(self) -> None:
+        self.body_done = True
+        if self.input is not None:
+            self.input.finish()
+        if self.early:
+            self.early = False
+            if self.body_event is not None:
+                self.body_event.set()
+            return
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        head = self.head
+        assert head is not None
+        ctx = self.ctx
+        self.state = APP
+        self.deadline = 0.0
+        environ = build_environ(
+            head,
+            ctx.base_environ,
+            wsgi_input=self.input if self.input is not None else EMPTY_INPUT,
+            remote_addr=self.remote_addr,
+            remote_port=self.remote_port,
+        )
+        self.exchange = Exchange(self, head, environ)
+        self.exchange.start()
+
+    def exchange_done(self, keep_alive: bool) -> None:
+        """Called on the loop once the response is fully handed to the transport."""
+        self.exchange = None
+        ctx = self.ctx
+        ctx.request_done()
+        body_incomplete = not self.body_done
+        if self.input is not None:
+            self.input.close()
+            self.input = None
+        self.head = None
+        self.early = False
+        if not keep_alive or body_incomplete or self.closed:
+            self._close()
+            return
+        if self.pending:
+            self.state = HEAD
+            self.deadline = ctx.now + ctx.config.header_timeout
+        else:
+            self.state = IDLE
+            grace = 1.0 if ctx.stopping else ctx.config.keep_alive
+            self.deadline = ctx.now + grace
+        if not self.in_process:
+            self._process()
+
+    # --- expect: 100-continue ----------------------------------------------------
+
+    def _want_body(self) -> None:
+        """First read of an Expect: 100-continue body: ask for it, wait until buffered."""
+        if self.ctx.inline:
+            self._read_body_inline()
+            return
+        import threading
+
+        event = self.body_event = threading.Event()
+        self.ctx.loop.call_soon_threadsafe(self._start_early_body)
+        if not event.wait(self.ctx.config.body_timeout + 1.0) or not self._body_ready():
+            raise BodyUnavailable("the client did not send the request body")
+
+    def _body_ready(self) -> bool:
+        return self.body_done and not self.closed
+
+    def _start_early_body(self) -> None:
+        if self.closed or self._body_ready():
+            if self.body_event is not None:
+                self.body_event.set()
+            return
+        self.early = True
+        assert self.transport is not None
+        self.transport.write(_CONTINUE)
+        self.deadline = self.ctx.now + self.ctx.config.body_timeout
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        self._process()
+
+    def _read_body_inline(self) -> None:
+        # The app runs on the loop thread, so the loop cannot deliver the body:
+        # read it from the socket here, through the same parser.
+        assert self.transport is not None
+        self.early = True
+        self._process()
+        if self._body_ready() or not self.early:
+            self.early = False
+            return
+        self.transport.write(_CONTINUE)
+        sock = self.transport.get_extra_info("socket")
+        fd = sock.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        timeout_ms = int(self.ctx.config.body_timeout * 1000)
+        while self.early and not self.closed:
+            if not poller.poll(timeout_ms):
+                raise BodyUnavailable("timed out waiting for the request body")
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise BodyUnavailable("the client closed the connection mid-body")
+            self.pending.extend(self.parser.feed(data))
+            self._process()
+            if self.parser.failed and self.early:
+                raise BodyUnavailable("malformed request body")
+
+    # --- output ------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    def abort(self) -> None:
+        """Drop the connection now (a response that cannot be completed)."""
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def sendfile(self, fd: int, offset: int, count: int, done: Callable[[bool], None]) -> None:
+        """Send ``count`` bytes of file ``fd`` from ``offset`` with os.sendfile."""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is None or self.closed:
+            done(False)
+            return
+        self._sendfile = _SendFile(self, os.dup(sock.fileno()), fd, offset, count, done)
+
+    def sendfile_done(self) -> None:
+        self._sendfile = None
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and not self.closed:
+            self.reading_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def _reject(self, event: BadRequest) -> None:
+        error_log.info(
+            "rejected request from %s: %d %s", self.remote_addr or "unix", event.status,
+            event.message,
+        )
+        self.send_error(event.status, event.message)
+
+    def send_error(self, status: int, message: str) -> None:
+        """Answer a server-generated error and close the connection."""
+        ctx = self.ctx
+        body = f"{status} {reason_phrase(status)}: {message}\n".encode()
+        head = (
+            f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+        ).encode()
+        self.write(head + ctx.date_header + ctx.server_header + b"\r\n" + body)
+        self.state = APP
+        self.deadline = ctx.now + ctx.config.write_timeout
+        self._close()
+
+    # --- deadlines and shutdown -----------------------------------------------------
+
+    def on_deadline(self) -> None:
+        state = self.state
+        self.deadline = 0.0
+        if state == IDLE:
+            self._close()
+        elif state in (HEAD, BODY) and self.exchange is None:
+            self.send_error(408, "request not received in time")
+        else:  # a client that stopped reading our response
+            error_log.info("write timeout to %s: connection dropped", self.remote_addr or "unix")
+            self.abort()
+
+    def begin_shutdown(self) -> None:
+        """Graceful stop: finish the current request; close idle connections soon."""
+        if self.state == IDLE and self.exchange is None:
+            # A request may be on the wire right now; give it a moment to arrive.
+            self.deadline = min(self.deadline or self.ctx.now + 1.0, self.ctx.now + 1.0)
+
+
+class _SendFile:
+    """Zero-copy file body: os.sendfile on a dup of the socket, driven by add_writer."""
+
+    __slots__ = ("conn", "count", "done", "fd", "file_fd", "offset")
+
+    def __init__(
+        self,
+        conn: HTTPConnection,
+        fd: int,
+        file_fd: int,
+        offset: int,
+        count: int,
+        done: Callable[[bool], None],
+    ) -> None:
+        self.conn, self.fd, self.file_fd = conn, fd, file_fd
+        self.offset, self.count, self.done = offset, count, done
+        conn.ctx.loop.add_writer(fd, self.step)
+
+    def step(self) -> None:
+        conn = self.conn
+        assert conn.transport is not None
+        if conn.transport.get_write_buffer_size():
+            return  # the response head is still queued in the transport
+        try:
+            sent = os.sendfile(self.fd, self.file_fd, self.offset, min(self.count, 1 << 20))
+        except BlockingIOError:
+            return
+        except OSError:
+            self.stop(ok=False)
+            return
+        self.offset += sent
+        self.count -= sent
+        conn.deadline = conn.ctx.now + conn.ctx.config.write_timeout
+        if sent == 0 or self.count <= 0:
+            self.stop(ok=self.count <= 0)
+
+    def stop(self, *, ok: bool) -> None:
+        loop = self.conn.ctx.loop
+        loop.remove_writer(self.fd)
+        os.close(self.fd)
+        self.conn.sendfile_done()
+        self.conn.deadline = 0.0
+        self.done(ok)

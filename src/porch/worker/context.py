@@ -1,0 +1,105 @@
+"""State shared by every connection of one worker: app, limits, clock, counters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from porch.protocol.h1 import H1Limits
+
+if TYPE_CHECKING:
+    from porch.config.settings import Config
+    from porch.log import AccessLog
+    from porch.types import WSGIApp
+    from porch.worker.connection import HTTPConnection
+
+
+def reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class InFlight:
+    """Requests currently inside the app, for the watchdog: thread id -> (method, path, start)."""
+
+    __slots__ = ("requests",)
+
+    def __init__(self) -> None:
+        self.requests: dict[int, tuple[str, str, float, HTTPConnection]] = {}
+
+
+class WorkerContext:
+    """Everything a connection needs that is per worker, not per connection.
+
+    ``now`` and ``date_header`` are refreshed once a second by :meth:`tick`, so
+    the hot path reads attributes instead of calling clocks and formatters.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        app: WSGIApp,
+        loop: asyncio.AbstractEventLoop,
+        access_log: AccessLog,
+        base_environ: dict[str, object],
+        on_request_limit: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.app = app
+        self.loop = loop
+        self.access_log = access_log
+        self.base_environ = base_environ
+        self.limits = H1Limits(
+            max_request_line=config.limit_request_line,
+            max_fields=config.limit_request_fields,
+            max_field_size=config.limit_request_field_size,
+            max_body_bytes=config.limit_request_body,
+        )
+        self.inline = config.threads == 1
+        self.executor: ThreadPoolExecutor | None = (
+            None
+            if self.inline
+            else ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="porch-app")
+        )
+        self.keep_alive = config.keep_alive > 0
+        self.server_header = b"Server: porch\r\n" if config.server_header else b""
+        self.connections: set[HTTPConnection] = set()
+        self.inflight = InFlight()
+        self.stopping = False
+        self.requests_served = 0
+        self.max_requests = 0  # set by the process (includes jitter)
+        self._on_request_limit = on_request_limit
+        self.now = time.monotonic()
+        self.date_header = b""
+        self._date_second = -1
+        self.tick()
+
+    def tick(self) -> None:
+        """Refresh the coarse clock and the cached Date header (RFC 9110 §6.6.1)."""
+        self.now = time.monotonic()
+        second = int(time.time())
+        if second != self._date_second:
+            self._date_second = second
+            self.date_header = b"Date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
+
+    def request_done(self) -> None:
+        self.requests_served += 1
+        if self.max_requests and self.requests_served >= self.max_requests:
+            self.max_requests = 0
+            self._on_request_limit()
+
+    def sweep(self) -> None:
+        """Enforce per-connection deadlines (header, body, keep-alive, write)."""
+        now = self.now
+        for conn in list(self.connections):
+            deadline = conn.deadline
+            if deadline and deadline <= now:
+                conn.on_deadline()

@@ -1,0 +1,394 @@
+"""One request/response exchange: call the app inline or on a thread, frame and send its body.
+
+Inline mode (``--threads 1``) runs the app and iterates its result on the loop
+thread, pausing the iteration while the transport is over its high-water mark.
+Threads mode runs both on a pool thread; each body piece is handed to the loop,
+and the thread waits while the client is slow to read. Either way the loop does
+all socket I/O and ``close()`` is always called on the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from porch.protocol.events import RequestHead
+from porch.protocol.h1 import ResponseFraming
+from porch.wsgi.file_wrapper import FileWrapper
+from porch.wsgi.response import StartResponse
+
+if TYPE_CHECKING:
+    from porch.worker.connection import HTTPConnection
+
+error_log = logging.getLogger("porch.error")
+
+_THREAD_QUEUE_BYTES = 256 * 1024  # body bytes a thread may have queued for the loop
+_ERROR_500 = "500 Internal Server Error"
+_ERROR_BODY = b"500 Internal Server Error\n"
+
+
+class ClientGone(Exception):
+    """The client disconnected while the app was still producing the response."""
+
+
+class Exchange:
+    """Runs the app for one request and streams its response (see module docstring)."""
+
+    __slots__ = (
+        "body_bytes",
+        "cond",
+        "conn",
+        "ctx",
+        "environ",
+        "framing",
+        "gone",
+        "head",
+        "iterator",
+        "queued",
+        "result",
+        "sr",
+        "started",
+    )
+
+    def __init__(self, conn: HTTPConnection, head: RequestHead, environ: dict[str, Any]) -> None:
+        self.conn = conn
+        self.ctx = conn.ctx
+        self.head = head
+        self.environ = environ
+        self.framing: ResponseFraming | None = None
+        self.result: Iterable[bytes] | None = None
+        self.iterator: Iterator[bytes] | None = None
+        self.body_bytes = 0
+        self.gone = False
+        self.queued = 0
+        self.cond: threading.Condition | None = None
+        self.started = time.monotonic()
+        self.sr = StartResponse(self._write_from_app)
+
+    def start(self) -> None:
+        if self.ctx.inline:
+            self._run_inline()
+        else:
+            self.cond = threading.Condition()
+            assert self.ctx.executor is not None
+            self.ctx.executor.submit(self._run_threaded)
+
+    # --- response head and framing (pure; called from whichever thread runs the app) --
+
+    def _begin(self, content_length: int | None) -> bytes:
+        """Freeze status and headers; return the serialized head."""
+        sr = self.sr
+        head = self.head
+        computed = sr.content_length is None and content_length is not None
+        framing = self.framing = ResponseFraming(
+            method=head.method,
+            http_version=head.http_version,
+            status_code=sr.status_code,
+            content_length=sr.content_length if sr.content_length is not None else content_length,
+            keep_alive=head.keep_alive
+            and self.ctx.keep_alive
+            and not self.ctx.stopping
+            and not sr.close_connection,
+        )
+        ctx = self.ctx
+        extra = ctx.date_header
+        has_server = False
+        for name, _ in sr.headers:
+            if len(name) == 6 and name.lower() == "server":
+                has_server = True
+        if not has_server:
+            extra += ctx.server_header
+        if computed and sr.status_code not in (204, 304) and sr.status_code >= 200:
+            extra += b"Content-Length: %d\r\n" % content_length
+        sr.headers_sent = True
+        return framing.head(
+            http_version=head.http_version, status=sr.status, headers=sr.headers, extra=extra
+        )
+
+    def _frame(self, data: bytes) -> bytes:
+        if self.framing is None:
+            return self._begin(None) + self._frame_body(data)
+        return self._frame_body(data)
+
+    def _frame_body(self, data: bytes) -> bytes:
+        assert self.framing is not None
+        out = self.framing.body(data)
+        self.body_bytes += len(data)
+        return out
+
+    def _whole(self, result: list[bytes] | tuple[bytes, ...]) -> bytes:
+        """A list result: one write with a computed Content-Length."""
+        body = result[0] if len(result) == 1 else b"".join(result)
+        if self.framing is None:
+            if not self.sr.status:
+                raise RuntimeError("the app returned without calling start_response")
+            return self._begin(len(body)) + self._frame_body(body) if body else self._begin(0)
+        return self._frame_body(body)
+
+    def _tail(self) -> bytes:
+        if self.framing is None:
+            if not self.sr.status:
+                raise RuntimeError("the app returned without calling start_response")
+            data = self._begin(0)
+        else:
+            data = b""
+        assert self.framing is not None
+        return data + self.framing.end()
+
+    def _keep_alive(self) -> bool:
+        framing = self.framing
+        return framing is not None and framing.keep_alive and framing.complete
+
+    def _error_response(self) -> bytes:
+        self.sr.status = _ERROR_500
+        self.sr.status_code = 500
+        ctx = self.ctx
+        return (
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\n" % len(_ERROR_BODY)
+            + ctx.date_header
+            + ctx.server_header
+            + b"\r\n"
+            + (b"" if self.head.method == "HEAD" else _ERROR_BODY)
+        )
+
+    def _log_app_error(self) -> None:
+        head = self.head
+        error_log.exception(
+            "Error handling request %s %s", head.method, head.path.decode("latin-1")
+        )
+
+    def _access(self) -> None:
+        access = self.ctx.access_log
+        if access.enabled:
+            access.log(
+                self.environ, self.sr.status, self.sr.headers, self.body_bytes,
+                time.monotonic() - self.started,
+            )
+
+    def _close_result(self) -> None:
+        close = getattr(self.result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                error_log.exception("Error closing the response iterable")
+
+    def _file_source(self, result: object) -> tuple[int, int, int] | None:
+        """(fd, offset, count) when the result can go out with os.sendfile."""
+        if type(result) is not FileWrapper or self.head.method == "HEAD":
+            return None
+        fd = result.fileno_or_none()
+        if fd is None:
+            return None
+        try:
+            st = os.fstat(fd)
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        count = max(st.st_size - offset, 0)
+        if self.sr.content_length is not None:
+            count = min(count, self.sr.content_length)
+        return fd, offset, count
+
+    # --- inline mode (loop thread) -------------------------------------------------------
+
+    def _run_inline(self) -> None:
+        inflight = self.ctx.inflight.requests
+        ident = threading.get_ident()
+        inflight[ident] = (self.head.method, self.head.path, self.started, self.conn)
+        conn = self.conn
+        try:
+            result = self.result = self.ctx.app(self.environ, self.sr)
+            if type(result) is list or type(result) is tuple:
+                conn.write(self._whole(result) + self._tail())
+                self._finish()
+                return
+            source = self._file_source(result)
+            if source is not None:
+                self._sendfile(source)
+                return
+            self.iterator = iter(result)
+        except Exception:
+            self._fail()
+            return
+        finally:
+            inflight.pop(ident, None)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Iterate the app's result until done or the transport asks us to pause."""
+        conn = self.conn
+        iterator = self.iterator
+        assert iterator is not None
+        inflight = self.ctx.inflight.requests
+        ident = threading.get_ident()
+        inflight[ident] = (self.head.method, self.head.path, self.started, conn)
+        try:
+            for chunk in iterator:
+                if chunk:
+                    conn.write(self._frame(chunk))
+                if self.gone:
+                    self._close_result()
+                    return
+                if conn.write_paused:
+                    return  # resume() continues from here
+            conn.write(self._tail())
+        except Exception:
+            self._fail()
+            return
+        finally:
+            inflight.pop(ident, None)
+        self._finish()
+
+    def resume(self) -> None:
+        """The transport drained below its low-water mark."""
+        cond = self.cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+        elif self.iterator is not None and not self.gone:
+            self._pump()
+
+    def client_gone(self) -> None:
+        self.gone = True
+        cond = self.cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+        elif self.iterator is not None and self.conn.write_paused:
+            self._close_result()  # the paused iteration will never resume
+
+    def _write_from_app(self, data: bytes) -> None:
+        """The legacy ``write()`` callable of PEP 3333."""
+        if not data:
+            return
+        if self.cond is None:
+            self.conn.write(self._frame(data))
+        else:
+            self._send_threaded(self._frame(data))
+
+    def _fail(self) -> None:
+        self._log_app_error()
+        if self.framing is None:
+            self.conn.write(self._error_response())
+            self._close_result()
+            self._access()
+            self.conn.exchange_done(True)
+        else:
+            self._close_result()
+            self.conn.abort()
+            self.conn.exchange_done(False)
+
+    def _finish(self) -> None:
+        self._close_result()
+        self._access()
+        self.conn.exchange_done(self._keep_alive())
+
+    def _sendfile(self, source: tuple[int, int, int]) -> None:
+        fd, offset, count = source
+        self.conn.write(self._begin(count))
+        assert self.framing is not None
+        self.framing.sent = count  # the bytes go out below the framing layer
+        self.body_bytes = count
+        self.conn.sendfile(fd, offset, count, self._sendfile_done)
+
+    def _sendfile_done(self, ok: bool) -> None:
+        if not ok:
+            self._close_result()
+            self.conn.abort()
+            self.conn.exchange_done(False)
+            return
+        self._finish()
+
+    # --- threads mode (pool thread) -------------------------------------------------------
+
+    def _run_threaded(self) -> None:
+        loop = self.ctx.loop
+        inflight = self.ctx.inflight.requests
+        ident = threading.get_ident()
+        inflight[ident] = (self.head.method, self.head.path, self.started, self.conn)
+        try:
+            result = self.result = self.ctx.app(self.environ, self.sr)
+            if type(result) is list or type(result) is tuple:
+                data = self._whole(result) + self._tail()
+                self._close_result()
+                self._access()
+                loop.call_soon_threadsafe(self._threaded_done, data, self._keep_alive())
+                return
+            source = self._file_source(result)
+            if source is not None:
+                loop.call_soon_threadsafe(self._sendfile, source)
+                return
+            for chunk in result:
+                if chunk:
+                    self._send_threaded(self._frame(chunk))
+            tail = self._tail()
+        except ClientGone:
+            self._close_result()
+            return
+        except Exception:
+            self._log_app_error()
+            self._close_result()
+            if self.framing is None:
+                data = self._error_response()
+                self._access()
+                loop.call_soon_threadsafe(self._threaded_done, data, True)
+            else:
+                loop.call_soon_threadsafe(self._threaded_abort)
+            return
+        finally:
+            inflight.pop(ident, None)
+        self._close_result()
+        self._access()
+        loop.call_soon_threadsafe(self._threaded_done, tail, self._keep_alive())
+
+    def _send_threaded(self, data: bytes) -> None:
+        cond = self.cond
+        assert cond is not None
+        conn = self.conn
+        inflight = self.ctx.inflight.requests
+        with cond:
+            if (self.queued > _THREAD_QUEUE_BYTES or conn.write_paused) and not self.gone:
+                # Waiting on a slow reader is not the app hanging: leave the watchdog's view.
+                entry = inflight.pop(threading.get_ident(), None)
+                deadline = time.monotonic() + self.ctx.config.write_timeout
+                while (self.queued > _THREAD_QUEUE_BYTES or conn.write_paused) and not self.gone:
+                    if not cond.wait(deadline - time.monotonic()) and time.monotonic() > deadline:
+                        self.gone = True
+                if entry is not None:
+                    inflight[threading.get_ident()] = entry
+            if self.gone:
+                raise ClientGone
+            self.queued += len(data)
+        self.ctx.loop.call_soon_threadsafe(self._loop_write, data)
+
+    def _loop_write(self, data: bytes) -> None:
+        self.conn.write(data)
+        cond = self.cond
+        assert cond is not None
+        with cond:
+            self.queued -= len(data)
+            cond.notify_all()
+
+    def _threaded_done(self, data: bytes, keep_alive: bool) -> None:
+        if data:
+            self.conn.write(data)
+        self.conn.exchange_done(keep_alive)
+
+    def _threaded_abort(self) -> None:
+        self.conn.abort()
+        self.conn.exchange_done(False)
+
+
+def current_frames() -> dict[int, Any]:
+    """Stacks of every thread, for the watchdog's hung-request report."""
+    return sys._current_frames()

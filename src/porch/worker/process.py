@@ -1,0 +1,247 @@
+"""The worker process: load the app, run the event loop, beat, stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+from typing import TYPE_CHECKING, NoReturn
+
+from porch.errors import AppLoadError, ExitCode
+from porch.log import AccessLog, reopen_log_files
+from porch.wsgi.environ import base_environ
+from porch.wsgi.file_wrapper import FileWrapper
+from porch.wsgi.loader import load_app
+from porch.worker.connection import HTTPConnection
+from porch.worker.context import WorkerContext
+from porch.worker.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from porch.config.settings import Config
+    from porch.ipc import WorkerChannel
+    from porch.types import WSGIApp
+
+error_log = logging.getLogger("porch.error")
+
+_MASTER_SIGNALS = (
+    signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
+    signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD, signal.SIGWINCH,
+)
+
+
+def run_worker(
+    *,
+    config: Config,
+    listeners: list[socket.socket],
+    app: WSGIApp | None,
+    channel: WorkerChannel,
+    worker_id: int,
+) -> NoReturn:
+    """Serve until told to stop, then leave the process with a meaningful exit code."""
+    code: int = ExitCode.WORKER_BOOT_ERROR
+    try:
+        code = Worker(config=config, listeners=listeners, app=app, channel=channel).run()
+    except BaseException:
+        error_log.exception("worker %d failed", os.getpid())
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+class Worker:
+    """One worker process's life: boot, serve, drain, exit."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        listeners: list[socket.socket],
+        app: WSGIApp | None,
+        channel: WorkerChannel,
+    ) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.app = app
+        self.channel = channel
+        self.exit_code: int = ExitCode.OK
+        self.servers: list[asyncio.base_events.Server] = []
+        self.spares: list[socket.socket] = []
+        self.ctx: WorkerContext | None = None
+        self.loop = new_event_loop()
+        self.stop_deadline = 0.0
+        self.watchdog: Watchdog | None = None
+
+    def run(self) -> int:
+        for sig in _MASTER_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        faulthandler.enable(all_threads=True)  # SIGABRT from the master dumps every stack
+        app = self.app
+        if app is None:
+            try:
+                app = load_app(
+                    self.config.app or "", chdir=self.config.chdir,
+                    pythonpath=self.config.pythonpath,
+                )
+            except AppLoadError as exc:
+                detail = f"\n{exc.user_traceback.rstrip()}" if exc.user_traceback else ""
+                error_log.error("Failed to load the application: %s%s", exc, detail)
+                return ExitCode.APP_LOAD_ERROR
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        self.ctx = self._make_context(app)
+        loop.run_until_complete(self._serve())
+        self.channel.notify_ready()
+        self._install_signals()
+        loop.call_soon(self._tick)
+        try:
+            loop.run_forever()
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.stop()
+            if self.ctx.executor is not None:
+                self.ctx.executor.shutdown(wait=False, cancel_futures=True)
+        return self.exit_code
+
+    def _make_context(self, app: WSGIApp) -> WorkerContext:
+        config = self.config
+        name, port = _server_address(self.listeners[0])
+        ctx = WorkerContext(
+            config=config,
+            app=app,
+            loop=self.loop,
+            access_log=AccessLog(config),
+            base_environ=base_environ(
+                server_name=name, server_port=port, url_scheme="http",
+                multithread=config.threads > 1, multiprocess=config.workers > 1,
+                errors=sys.stderr, file_wrapper=FileWrapper,
+            ),
+            on_request_limit=self._request_limit,
+        )
+        if config.max_requests:
+            ctx.max_requests = config.max_requests + random.randint(0, config.max_requests_jitter)
+        if config.timeout > 0:
+            self.watchdog = Watchdog(
+                inflight=ctx.inflight, timeout_s=config.timeout,
+                loop_thread=threading.get_ident(), on_hung=self._hung,
+            )
+            self.watchdog.start()
+        return ctx
+
+    async def _serve(self) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        for sock in self.listeners:
+            self.spares.append(sock.dup())
+            server = await self.loop.create_server(
+                lambda: HTTPConnection(ctx), sock=sock, backlog=self.config.backlog
+            )
+            self.servers.append(server)
+
+    def _install_signals(self) -> None:
+        loop = self.loop
+        loop.add_signal_handler(signal.SIGTERM, self.graceful_stop)
+        loop.add_signal_handler(signal.SIGINT, self.fast_stop)
+        loop.add_signal_handler(signal.SIGQUIT, self.fast_stop)
+        loop.add_signal_handler(signal.SIGUSR1, reopen_log_files)
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH):
+            signal.signal(sig, signal.SIG_IGN)
+
+    def _tick(self) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        ctx.tick()
+        ctx.sweep()
+        self.channel.beat()
+        if ctx.stopping:
+            if not ctx.connections or ctx.now >= self.stop_deadline:
+                self.loop.stop()
+                return
+            self.loop.call_later(0.05, self._tick)
+            return
+        self.loop.call_later(1.0, self._tick)
+
+    def _request_limit(self) -> None:
+        error_log.info("worker %d reached --max-requests: recycling", os.getpid())
+        self.graceful_stop()
+
+    def graceful_stop(self) -> None:
+        """Stop accepting, serve what is already queued, finish in-flight requests."""
+        ctx = self.ctx
+        assert ctx is not None
+        if ctx.stopping:
+            return
+        ctx.stopping = True
+        self.stop_deadline = ctx.now + self.config.graceful_timeout
+        for server in self.servers:
+            server.close()
+        self._drain_backlog()
+        for conn in list(ctx.connections):
+            conn.begin_shutdown()
+        self.loop.call_soon(self._tick)
+
+    def _drain_backlog(self) -> None:
+        # Connections the kernel already queued for us were promised service.
+        ctx = self.ctx
+        assert ctx is not None
+        for spare in self.spares:
+            spare.setblocking(False)
+            while True:
+                try:
+                    conn, _ = spare.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+                conn.setblocking(False)
+                self.loop.create_task(
+                    self.loop.connect_accepted_socket(lambda: HTTPConnection(ctx), conn)
+                )
+            spare.close()
+        self.spares.clear()
+
+    def fast_stop(self) -> None:
+        self.loop.stop()
+
+    def _hung(self, conn: HTTPConnection, inline: bool) -> None:
+        """Called from the watchdog thread."""
+        if inline:
+            # The loop thread is stuck inside the app: nothing else can be served.
+            logging.shutdown()
+            os._exit(ExitCode.WORKER_TIMEOUT)
+        self.loop.call_soon_threadsafe(self._hung_on_loop, conn)
+
+    def _hung_on_loop(self, conn: HTTPConnection) -> None:
+        self.exit_code = ExitCode.WORKER_TIMEOUT
+        exchange = conn.exchange
+        if exchange is not None and exchange.framing is None:
+            conn.send_error(503, "the request exceeded the server's timeout")
+        else:
+            conn.abort()
+        self.graceful_stop()
+
+
+def _server_address(sock: socket.socket) -> tuple[str, str]:
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return "localhost", "80"
+    if isinstance(name, tuple):
+        return str(name[0]), str(name[1])
+    return "localhost", "80"

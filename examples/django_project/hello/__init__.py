@@ -1,0 +1,1 @@
+"""The example project's only Django app: a few views to exercise porch."""

@@ -1,0 +1,1 @@
+"""The example Django project served by porch (``mysite.wsgi:application``)."""

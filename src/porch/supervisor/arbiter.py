@@ -1,0 +1,600 @@
+"""The master process: listeners, spawning and reaping workers, signals, heartbeats, HUP reload.
+
+Signals are queued by a tiny handler and a self-pipe wakes the loop; each one is
+handled by its ``handle_<name>`` method in the loop, never inside the handler.
+
+Workers belong to a *generation*. The first worker of a generation boots alone
+(the canary): if the app cannot be imported, exactly one worker says so and the
+master stops at start-up, or keeps the old generation during a reload. Once the
+canary serves, the rest of the generation is forked; once all of them serve, the
+previous generation is sent TERM.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from porch import __version__
+from porch.config.settings import Config
+from porch.errors import AppLoadError, BindError, ConfigError, ExitCode, PorchError
+from porch.ipc import WorkerChannel
+from porch.supervisor.pidfile import remove_pidfile, write_pidfile
+from porch.supervisor.reloader import SourceReloader, require_watchfiles, watch_roots
+from porch.supervisor.sockets import Listener, create_listeners
+from porch.supervisor.workers import (
+    Worker,
+    describe_status,
+    drop_privileges,
+    fork_worker,
+    read_rss_bytes,
+    resolve_ids,
+)
+from porch.types import WSGIApp
+
+__all__ = ["Arbiter", "WorkerMain"]
+
+WorkerMain = Callable[..., object]
+_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCHLD,
+)
+TICK_SECONDS = 0.5  # heartbeat and deadline checks
+HEARTBEAT_MARGIN_SECONDS = 2.0  # on top of --timeout
+ABORT_GRACE_SECONDS = 1.0  # SIGABRT (stack dump) -> SIGKILL
+FAST_STOP_SECONDS = 3.0  # INT/QUIT -> SIGKILL
+MEMORY_CHECK_SECONDS = 3.0
+BOOT_FAILURE_LIMIT = 5  # consecutive failures of a generation's first worker
+MAX_BACKOFF_SECONDS = 10.0
+# Settings a HUP cannot change: they shape the listening sockets or the master.
+RESTART_ONLY = ("bind", "backlog", "socket_mode", "user", "group", "preload", "reload")
+
+
+class Arbiter:
+    """The porch master. ``run()`` returns the process exit code."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        reload_config: Callable[[], Config] | None = None,
+        worker_main: WorkerMain | None = None,
+    ) -> None:
+        self.config = config
+        self._reload_config = reload_config
+        self._worker_main = worker_main
+        self._log = logging.getLogger("porch.error")
+        self._app: WSGIApp | None = None
+        self._ids: tuple[int | None, int | None] = (None, None)
+        self._listeners: list[Listener] = []
+        self._pidfile: str | None = None
+        self._reloader: SourceReloader | None = None
+        self._wake_r = self._wake_w = -1
+        self._saved_handlers: dict[int, _Handler] = {}
+        self._signals: collections.deque[int] = collections.deque()
+        self._child_exited = False
+        self._workers: dict[int, Worker] = {}
+        self._spawned = 0
+        self._num_workers = config.workers
+        self._generation = 1
+        self._next_generation = 2
+        self._proven = False  # a worker of the current generation became ready
+        self._stable: tuple[int, Config, int] | None = None  # generation, config, workers
+        self._failures = 0
+        self._next_spawn_at = 0.0
+        self._next_memory_check = 0.0
+        self._stop_signal: int | None = None
+        self._exit_code: int = ExitCode.OK
+
+    # --- life cycle -------------------------------------------------------------
+
+    def run(self) -> int:
+        """Bind, fork the workers and supervise them until told to stop."""
+        try:
+            try:
+                self._setup()
+            except AppLoadError as exc:
+                tb = f"\n{exc.user_traceback.rstrip()}" if exc.user_traceback else ""
+                self._log.error("Failed to load the application: %s%s", exc, tb)
+                return ExitCode.APP_LOAD_ERROR
+            except BindError as exc:
+                self._log.error("%s", exc)
+                return ExitCode.ERROR
+            except ConfigError as exc:
+                self._log.error("%s", exc)
+                return ExitCode.USAGE
+            try:
+                self._serve()
+            except Exception:
+                self._log.exception("Unhandled error in the master; stopping")
+                self._exit_code = ExitCode.ERROR
+            return self._exit_code
+        finally:
+            self._cleanup()
+
+    def _setup(self) -> None:
+        os.umask(self.config.umask)
+        self._log.info("Starting porch %s", __version__)
+        self._ids = resolve_ids(self.config.user, self.config.group)
+        if self.config.reload:
+            require_watchfiles()
+        if self.config.preload and self.config.reload:
+            self._log.warning("--reload ignores --preload: workers import the app themselves")
+        elif self.config.preload:
+            from porch.wsgi.loader import load_app
+
+            assert self.config.app is not None, "the config loader requires an app"
+            self._app = load_app(
+                self.config.app, chdir=self.config.chdir, pythonpath=self.config.pythonpath
+            )
+        if self._worker_main is None:
+            from porch.worker.process import run_worker
+
+            self._worker_main = run_worker
+        self._listeners = create_listeners(
+            self.config.bind,
+            backlog=self.config.backlog,
+            socket_mode=self.config.socket_mode,
+            environ=os.environ,
+        )
+        for listener in self._listeners:
+            self._log.info("Listening at: %s (%d)", listener.name, os.getpid())
+        self._set_pidfile(self.config.pid)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        for signum in SIGNALS:
+            self._saved_handlers[signum] = signal.signal(signum, self._on_signal)
+        if self.config.reload:
+            roots = watch_roots(self.config.app, self.config.chdir)
+            self._reloader = SourceReloader(roots=roots, on_change=self._on_source_change)
+            self._reloader.start()
+
+    def _serve(self) -> None:
+        self._manage_workers()
+        while self._stop_signal is None:
+            self._wait(self._wait_seconds())
+            self._dispatch_signals()
+            if self._stop_signal is None:
+                self._reap()
+            if self._stop_signal is None:
+                self._maintain()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        """Stop every worker with the stop signal, wait for them, kill the late ones."""
+        assert self._stop_signal is not None
+        graceful = self._stop_signal == signal.SIGTERM
+        grace = self.config.graceful_timeout if graceful else FAST_STOP_SECONDS
+        for worker in list(self._workers.values()):
+            self._stop_worker(worker, self._stop_signal, grace)
+        while self._workers:
+            self._wait(TICK_SECONDS)
+            self._dispatch_signals()
+            self._reap()
+            self._enforce_deadlines(time.monotonic())
+
+    def _cleanup(self) -> None:
+        if self._reloader is not None:
+            self._reloader.stop()
+        for worker in self._workers.values():  # only after an unexpected error
+            self._send(worker, signal.SIGKILL)
+            os.waitpid(worker.pid, 0)
+            worker.channel.close()
+        self._workers.clear()
+        for listener in self._listeners:
+            listener.close()
+        self._listeners = []
+        self._set_pidfile(None)
+        for signum, handler in self._saved_handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+        self._saved_handlers.clear()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        self._log.info("Shutting down: Master")
+
+    # --- signals and waiting ---------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGCHLD:
+            self._child_exited = True
+        elif len(self._signals) < 32:
+            self._signals.append(signum)
+        self._wakeup()
+
+    def _on_source_change(self, paths: list[str]) -> None:
+        """Called on the reloader thread: queue a HUP for the loop."""
+        shown = ", ".join(os.path.relpath(path) for path in paths[:3])
+        self._log.info("Source changed (%s); reloading", shown)
+        self._signals.append(signal.SIGHUP)
+        self._wakeup()
+
+    def _wakeup(self) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except (BlockingIOError, OSError):
+            pass
+
+    def _wait(self, timeout: float) -> None:
+        """Sleep until a signal, a worker readiness notice or ``timeout``."""
+        if self._signals or self._child_exited:
+            timeout = 0.0
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        waiting = {
+            w.channel.ready_fileno(): w for w in self._workers.values() if w.channel.waiting()
+        }
+        for fd in waiting:
+            poller.register(fd, select.POLLIN)
+        for fd, _ in poller.poll(timeout * 1000.0):
+            if fd == self._wake_r:
+                while True:
+                    try:
+                        if not os.read(self._wake_r, 512):
+                            break
+                    except BlockingIOError:
+                        break
+            elif waiting[fd].channel.read_ready():
+                self._on_ready(waiting[fd])
+
+    def _wait_seconds(self) -> float:
+        if self._next_spawn_at > 0.0:
+            return max(0.0, min(TICK_SECONDS, self._next_spawn_at - time.monotonic()))
+        return TICK_SECONDS
+
+    def _dispatch_signals(self) -> None:
+        if self._child_exited:
+            self._child_exited = False
+            self.handle_chld()
+        while self._signals:
+            name = signal.Signals(self._signals.popleft()).name.removeprefix("SIG").lower()
+            self._log.info("Handling signal: %s", name)
+            getattr(self, f"handle_{name}")()
+
+    def handle_chld(self) -> None:
+        self._reap()
+
+    def handle_term(self) -> None:
+        """Graceful stop (the first stop signal wins; INT/QUIT may still speed it up)."""
+        if self._stop_signal is None:
+            self._stop_signal = signal.SIGTERM
+
+    def handle_int(self) -> None:
+        self._fast_stop(signal.SIGINT)
+
+    def handle_quit(self) -> None:
+        self._fast_stop(signal.SIGQUIT)
+
+    def _fast_stop(self, signum: int) -> None:
+        if self._stop_signal in (None, signal.SIGTERM):
+            escalate = self._stop_signal is not None
+            self._stop_signal = signum
+            if escalate:
+                for worker in list(self._workers.values()):
+                    self._stop_worker(worker, signum, FAST_STOP_SECONDS)
+        else:  # a second fast stop: do not wait any longer
+            for worker in list(self._workers.values()):
+                self._kill(worker, "a second stop signal")
+
+    def handle_hup(self) -> None:
+        if self._stop_signal is None:
+            self._start_reload()
+
+    def handle_ttin(self) -> None:
+        if self._stop_signal is None:
+            self._num_workers += 1
+            self._log.info("Number of workers: %d", self._num_workers)
+
+    def handle_ttou(self) -> None:
+        if self._stop_signal is None and self._num_workers > 1:
+            self._num_workers -= 1
+            self._log.info("Number of workers: %d", self._num_workers)
+
+    def handle_usr1(self) -> None:
+        """Reopen the log files, here and in every worker."""
+        from porch.log import reopen_log_files
+
+        reopen_log_files()
+        for worker in self._workers.values():
+            self._send(worker, signal.SIGUSR1)
+
+    def handle_usr2(self) -> None:
+        self._log.warning("USR2 (binary upgrade) is not supported; use HUP to reload")
+
+    # --- workers ------------------------------------------------------------------
+
+    def _current(self) -> list[Worker]:
+        return [
+            w for w in self._workers.values() if w.generation == self._generation and not w.stopping
+        ]
+
+    def _manage_workers(self) -> None:
+        """Fork missing workers of the current generation; stop the excess ones."""
+        if self._stop_signal is not None:
+            return
+        current = self._current()
+        target = self._num_workers if self._proven else 1
+        if len(current) < target and time.monotonic() >= self._next_spawn_at:
+            self._next_spawn_at = 0.0
+            for _ in range(target - len(current)):
+                self._spawn_worker()
+        for worker in sorted(current, key=lambda w: w.spawned_at)[: len(current) - target]:
+            self._log.info("Stopping worker %d (%d wanted)", worker.pid, self._num_workers)
+            self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+
+    def _spawn_worker(self) -> None:
+        self._spawned += 1
+        worker_id, config, channel = self._spawned, self.config, WorkerChannel()
+        main = self._worker_main
+        assert main is not None
+
+        def child_main() -> None:
+            self._prepare_child(channel)
+            main(
+                config=config,
+                listeners=[listener.sock for listener in self._listeners],
+                app=self._app,
+                channel=channel,
+                worker_id=worker_id,
+            )
+
+        try:
+            pid = fork_worker(child_main, signals=SIGNALS)
+        except OSError as exc:
+            channel.close()
+            self._log.error("Cannot fork a worker: %s", exc)
+            self._note_failure()
+            return
+        channel.close_worker_side()
+        self._workers[pid] = Worker(
+            pid=pid,
+            worker_id=worker_id,
+            generation=self._generation,
+            channel=channel,
+            spawned_at=time.monotonic(),
+        )
+        self._log.info("Booting worker with pid: %d", pid)
+
+    def _prepare_child(self, channel: WorkerChannel) -> None:
+        """In the new worker: drop what belongs to the master, then privileges."""
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        for other in self._workers.values():
+            other.channel.close()
+        channel.close_master_side()
+        drop_privileges(*self._ids)
+
+    def _on_ready(self, worker: Worker) -> None:
+        worker.ready = True
+        self._failures = 0
+        if worker.generation == self._generation:
+            self._proven = True
+        self._log.debug("Worker %d is ready", worker.pid)
+
+    def _send(self, worker: Worker, signum: int) -> None:
+        try:
+            os.kill(worker.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _stop_worker(self, worker: Worker, signum: int, grace_seconds: float) -> None:
+        deadline = time.monotonic() + grace_seconds
+        worker.stop_deadline = min(deadline, worker.stop_deadline) if worker.stopping else deadline
+        worker.stop_signal = signum
+        self._send(worker, signum)
+
+    def _kill(self, worker: Worker, why: str) -> None:
+        if not worker.killed:
+            self._log.warning("Killing worker %d: %s", worker.pid, why)
+            worker.killed = True
+            self._send(worker, signal.SIGKILL)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self._workers.pop(pid, None)
+            if worker is not None:
+                worker.channel.close()
+                self._on_exit(worker, status)
+
+    def _on_exit(self, worker: Worker, status: int) -> None:
+        code, how = os.waitstatus_to_exitcode(status), describe_status(status)
+        if worker.stop_signal is not None or self._stop_signal is not None:
+            self._log.info("Worker %d stopped (%s)", worker.pid, how)
+            return
+        if worker.aborted_at is not None:
+            self._log.info("Silent worker %d is gone (%s); replacing it", worker.pid, how)
+            return
+        unproven = worker.generation == self._generation and not self._proven
+        boot_error = code in (ExitCode.APP_LOAD_ERROR, ExitCode.WORKER_BOOT_ERROR)
+        if unproven and (boot_error or self._failures + 1 >= BOOT_FAILURE_LIMIT):
+            self._fail_generation(worker, code, how)
+            return
+        if code == ExitCode.OK:
+            self._log.info("Worker %d exited (recycled); replacing it", worker.pid)
+        elif code == ExitCode.WORKER_TIMEOUT:
+            self._log.warning("Worker %d left after a request timed out; replacing it", worker.pid)
+        elif code == -signal.SIGKILL:
+            self._log.error(
+                "Worker %d was killed by SIGKILL (out of memory?); replacing it", worker.pid
+            )
+        else:
+            self._log.error("Worker %d died (%s); replacing it", worker.pid, how)
+        if code != ExitCode.OK and not worker.ready:
+            self._note_failure()
+
+    def _note_failure(self) -> None:
+        """Back off exponentially while new workers die before serving."""
+        self._failures += 1
+        delay = (
+            0.0
+            if self._failures < 2
+            else min(MAX_BACKOFF_SECONDS, 0.25 * 2 ** (self._failures - 2))
+        )
+        if delay:
+            self._log.warning("Workers keep dying before serving; next spawn in %.2fs", delay)
+        self._next_spawn_at = time.monotonic() + delay
+
+    def _fail_generation(self, worker: Worker, code: int, how: str) -> None:
+        if code == ExitCode.APP_LOAD_ERROR:
+            reason = f"the application could not be loaded (worker {worker.pid}, {how})"
+        else:
+            reason = f"worker {worker.pid} failed to boot ({how})"
+        if self._stable is None:
+            self._log.error("Stopping: %s", reason)
+            self._exit_code = (
+                code if code in (ExitCode.APP_LOAD_ERROR,) else (ExitCode.WORKER_BOOT_ERROR)
+            )
+            self._stop_signal = signal.SIGQUIT
+            return
+        self._log.error("reload failed: %s; keeping the previous workers", reason)
+        self._rollback()
+
+    # --- periodic checks ----------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        self._check_generation()
+        self._enforce_deadlines(now)
+        self._check_heartbeats(now)
+        if self.config.max_worker_memory and now >= self._next_memory_check:
+            self._next_memory_check = now + MEMORY_CHECK_SECONDS
+            self._check_memory()
+        self._manage_workers()
+
+    def _check_generation(self) -> None:
+        """When every worker of a new generation serves: announce it, retire the old one."""
+        if self._stable is not None and self._stable[0] == self._generation:
+            return
+        ready = [w for w in self._current() if w.ready]
+        if len(ready) < self._num_workers:
+            return
+        old = [
+            w for w in self._workers.values() if w.generation != self._generation and not w.stopping
+        ]
+        names = ", ".join(listener.name for listener in self._listeners)
+        plural = "s" if len(ready) != 1 else ""
+        if self._stable is None:
+            self._log.info("porch ready: %d worker%s serving %s", len(ready), plural, names)
+        else:
+            self._log.info(
+                "reload complete: %d new worker%s serving, stopping %d old",
+                len(ready),
+                plural,
+                len(old),
+            )
+        for worker in old:
+            self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+        self._stable = (self._generation, self.config, self._num_workers)
+
+    def _enforce_deadlines(self, now: float) -> None:
+        for worker in list(self._workers.values()):
+            if worker.stopping and not worker.killed and now >= worker.stop_deadline:
+                if worker.aborted_at is not None:
+                    self._kill(worker, "still there after SIGABRT")
+                else:
+                    self._kill(worker, "it did not stop in time")
+
+    def _check_heartbeats(self, now: float) -> None:
+        if self.config.timeout <= 0:
+            return
+        limit = self.config.timeout + HEARTBEAT_MARGIN_SECONDS
+        for worker in list(self._workers.values()):
+            silent = now - worker.channel.last_beat()
+            if worker.stopping or silent <= limit:
+                continue
+            self._log.error("worker %d silent for %.1fs, killed", worker.pid, silent)
+            worker.aborted_at = now
+            worker.stop_deadline = now + ABORT_GRACE_SECONDS
+            self._send(worker, signal.SIGABRT)  # faulthandler in the worker dumps its stacks
+
+    def _check_memory(self) -> None:
+        limit = self.config.max_worker_memory
+        for worker in self._current():
+            rss = read_rss_bytes(worker.pid)
+            if rss is not None and rss > limit:
+                self._log.warning(
+                    "Worker %d uses %.1f MiB (RSS), above --max-worker-memory %.1f MiB; "
+                    "recycling it",
+                    worker.pid,
+                    rss / 2**20,
+                    limit / 2**20,
+                )
+                self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+
+    # --- reload -------------------------------------------------------------------------
+
+    def _start_reload(self) -> None:
+        """HUP: re-read the config and boot a new generation; the old one serves meanwhile."""
+        if self._stable is None:
+            self._log.warning("Reload ignored: porch is still starting")
+            return
+        try:
+            config = self._reload_config() if self._reload_config is not None else self.config
+            if self._reload_config is not None:
+                from porch.log import setup_logging
+
+                setup_logging(config)
+        except PorchError as exc:
+            self._log.error("reload failed: %s", exc)
+            return
+        for worker in self._workers.values():  # a reload already under way is superseded
+            if worker.generation == self._generation and self._generation != self._stable[0]:
+                self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+        for name in RESTART_ONLY:
+            if getattr(config, name) != getattr(self._stable[1], name):
+                flag = name.replace("_", "-")
+                self._log.warning("--%s changed: it takes effect after a restart, not a HUP", flag)
+        self._apply(config, config.workers)
+        self._generation, self._next_generation = self._next_generation, self._next_generation + 1
+        self._proven = False
+        self._log.info("Reloading: booting %d new worker(s)", self._num_workers)
+
+    def _rollback(self) -> None:
+        assert self._stable is not None
+        for worker in self._current():
+            self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+        generation, config, num_workers = self._stable
+        self._apply(config, num_workers)
+        self._generation = generation
+        self._proven = True
+
+    def _apply(self, config: Config, num_workers: int) -> None:
+        self.config = config
+        self._num_workers = num_workers
+        self._failures = 0
+        self._next_spawn_at = 0.0
+        os.umask(config.umask)
+        try:
+            self._set_pidfile(config.pid)
+        except ConfigError as exc:
+            self._log.error("%s", exc)
+
+    def _set_pidfile(self, path: str | None) -> None:
+        if path == self._pidfile:
+            return
+        if path is not None:
+            write_pidfile(path, os.getpid())
+        if self._pidfile is not None:
+            remove_pidfile(self._pidfile, os.getpid())
+        self._pidfile = path

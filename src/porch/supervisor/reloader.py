@@ -1,0 +1,76 @@
+"""``--reload``: a watchfiles thread in the master that triggers a HUP reload on ``.py`` changes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from porch.errors import ConfigError
+
+__all__ = ["SourceReloader", "require_watchfiles", "watch_roots"]
+
+_DEBOUNCE_MS = 300
+_log = logging.getLogger("porch.error")
+
+
+def require_watchfiles() -> None:
+    """Fail with an actionable message when the optional dependency is missing."""
+    try:
+        import watchfiles  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "--reload needs the watchfiles package: pip install 'porch[reload]'"
+        ) from None
+
+
+def watch_roots(app: str | None, chdir: str | None) -> list[str]:
+    """Directories to watch: the app directory (``--chdir`` or cwd), plus a file app's folder."""
+    base = os.path.abspath(chdir or os.getcwd())
+    roots = [base]
+    target = (app or "").split(":", 1)[0]
+    if target.endswith(".py"):
+        folder = os.path.dirname(os.path.abspath(os.path.join(base, target)))
+        if not (folder + os.sep).startswith(base + os.sep):
+            roots.append(folder)
+    return roots
+
+
+class SourceReloader:
+    """Watch ``roots`` for ``.py`` changes on a daemon thread; call ``on_change`` for each batch."""
+
+    def __init__(self, *, roots: Sequence[str], on_change: Callable[[list[str]], None]) -> None:
+        self._roots = list(roots)
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="porch-reloader", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        import watchfiles
+
+        watch_filter: Any = watchfiles.PythonFilter(extra_extensions=())
+        try:
+            for changes in watchfiles.watch(
+                *self._roots,
+                watch_filter=lambda change, path: (
+                    path.endswith(".py") and watch_filter(change, path)
+                ),
+                debounce=_DEBOUNCE_MS,
+                stop_event=self._stop,
+                raise_interrupt=False,
+            ):
+                paths = sorted({path for _, path in changes})
+                if paths and not self._stop.is_set():
+                    self._on_change(paths)
+        except Exception:
+            _log.exception("--reload: the file watcher stopped")

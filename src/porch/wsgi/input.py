@@ -97,7 +97,8 @@ class BufferedInput:
         stream = self._stream
         if stream is None or self._on_first_read is not None:
             stream = self._ready()
-        return stream.read(size)
+        # A buffered file refuses sizes below -1; BytesIO reads all: do the same.
+        return stream.read(size if size is None or size >= 0 else -1)
 
     def readline(self, size: int | None = -1) -> bytes:
         """Read one line (up to ``size`` bytes), including its newline."""

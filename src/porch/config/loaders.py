@@ -86,6 +86,30 @@ def _default_of(field: dataclasses.Field[object]) -> SettingValue:
 
 
 @dataclass(frozen=True, slots=True)
+class CliOption:
+    """A command-line option that steers ``porch`` itself rather than setting Config."""
+
+    flags: tuple[str, ...]
+    metavar: str | None  # None: a switch
+    help: str
+
+
+CLI_ONLY_OPTIONS = (
+    CliOption(("-c", "--config"), "FILE", f"TOML file of settings (also {CONFIG_FILE_ENV})."),
+    CliOption(
+        ("--check-config",),
+        None,
+        "Validate the configuration, import the app, and exit (0, or 4 if the app fails).",
+    ),
+    CliOption(
+        ("--print-config",),
+        None,
+        "Print the effective configuration as TOML (loadable with -c) and exit.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class LoadResult:
     """The validated configuration and the CLI-only switches that steer ``porch``."""
 
@@ -154,22 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
         allow_abbrev=False,  # abbreviations change meaning as settings are added
     )
-    parser.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help=f"TOML file of settings (also {CONFIG_FILE_ENV}).",
-    )
-    parser.add_argument(
-        "--check-config",
-        action="store_true",
-        help="Validate the configuration, load the app, and exit.",
-    )
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="Print the effective configuration as TOML (loadable with -c) and exit.",
-    )
+    for option in CLI_ONLY_OPTIONS:
+        if option.metavar is None:
+            parser.add_argument(*option.flags, action="store_true", help=option.help)
+        else:
+            parser.add_argument(*option.flags, metavar=option.metavar, help=option.help)
     parser.add_argument("--version", action="version", version=f"porch {__version__}")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for setting in all_settings():
@@ -287,7 +300,8 @@ def read_toml_file(path: str, settings: Sequence[Setting]) -> dict[str, SettingV
 
 def _line_of(text: str, key: str) -> int | str:
     """The line where ``key`` is assigned, best effort ("?" when not found)."""
-    pattern = rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*="
+    # `key = ...`, a dotted `key.sub = ...`, or a table header `[key]` / `[[key]]`.
+    pattern = rf"^[ \t]*(?:\[\[?[ \t]*)?[\"']?{re.escape(key)}[\"']?[ \t]*[=.\]]"
     match = re.search(pattern, text, re.MULTILINE)
     return text.count("\n", 0, match.start()) + 1 if match else "?"
 

@@ -1,0 +1,174 @@
+"""The porch command: exit codes, --help/--version, --print-config, --check-config, hand-off."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+import types
+from pathlib import Path
+
+import pytest
+
+import porch
+from porch.cli import main
+from porch.config import Config, load_config
+from porch.config.loaders import all_settings
+from porch.config.values import display_value
+from porch.errors import ConfigError, ExitCode
+
+SRC_DIR = Path(porch.__file__).resolve().parent.parent
+
+
+def run_porch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("PORCH_")}
+    environ.pop("WEB_CONCURRENCY", None)
+    environ.pop("PORT", None)
+    environ["PYTHONPATH"] = str(SRC_DIR)
+    return subprocess.run(
+        [sys.executable, "-m", "porch", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_porch_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("PORCH_") or key in ("WEB_CONCURRENCY", "PORT"):
+            monkeypatch.delenv(key)
+
+
+def test_bad_value_exits_2_with_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--timeout", "-1", "app:app"]) == ExitCode.USAGE
+    captured = capsys.readouterr()
+    assert captured.err == "porch: error: --timeout: expected seconds (a number >= 0), got '-1'\n"
+    assert captured.out == ""
+
+
+def test_missing_app_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == ExitCode.USAGE
+    assert "porch: error: no application given" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"porch {porch.__version__}\n"
+
+
+def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for setting in all_settings():
+        for flag in setting.meta.flags + setting.negative_flags:
+            assert flag in text
+    assert "--print-config" in text
+
+
+def test_every_declared_flag_is_accepted() -> None:
+    for setting in all_settings():
+        # The default, spelled as on the command line, is a valid value of every setting.
+        default = display_value(setting.meta.kind, setting.default)
+        value = {"unset": "0", "empty": "x"}.get(default, default)
+        for flag in setting.meta.flags:
+            argv = [flag] if setting.negative_flags else [flag, value]
+            result = load_config([*argv, "app:app"], {})
+            assert getattr(result.config, setting.name) is not None
+
+
+def test_every_bool_setting_has_a_no_flag() -> None:
+    bools = [setting for setting in all_settings() if setting.negative_flags]
+    assert bools, "expected some BOOL settings"
+    for setting in bools:
+        name = setting.name
+        assert getattr(load_config([setting.meta.flags[0], "a:b"], {}).config, name) is True
+        assert getattr(load_config([setting.negative_flags[0], "a:b"], {}).config, name) is False
+
+
+def test_print_config_prints_loadable_toml(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["--print-config", "-w", "3", "-b", "unix:/tmp/a.sock", "app:app"]) == 0
+    printed = capsys.readouterr().out
+    assert tomllib.loads(printed)["workers"] == 3
+    path = tmp_path / "printed.toml"
+    path.write_text(printed)
+    assert load_config(["-c", str(path)], {}).config == Config(
+        app="app:app", workers=3, bind=("unix:/tmp/a.sock",)
+    )
+
+
+def test_serve_sets_up_logging_then_runs_the_arbiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, Config]] = []
+
+    class FakeArbiter:
+        def __init__(self, config: Config) -> None:
+            self.config = config
+
+        def run(self) -> int:
+            calls.append(("run", self.config))
+            return 7
+
+    def setup_logging(config: Config) -> None:
+        calls.append(("setup_logging", config))
+
+    fake_log = types.ModuleType("porch.log")
+    fake_log.setup_logging = setup_logging  # type: ignore[attr-defined]
+    fake_arbiter = types.ModuleType("porch.supervisor.arbiter")
+    fake_arbiter.Arbiter = FakeArbiter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "porch.log", fake_log)
+    monkeypatch.setitem(sys.modules, "porch.supervisor.arbiter", fake_arbiter)
+
+    assert main(["-w", "2", "app:app"]) == 7
+    expected = Config(app="app:app", workers=2)
+    assert calls == [("setup_logging", expected), ("run", expected)]
+
+
+def test_a_logging_config_error_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def setup_logging(config: Config) -> None:
+        raise ConfigError("--error-logfile: cannot open '/nope/x.log'")
+
+    fake_log = types.ModuleType("porch.log")
+    fake_log.setup_logging = setup_logging  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "porch.log", fake_log)
+    assert main(["app:app"]) == ExitCode.USAGE
+    assert capsys.readouterr().err == "porch: error: --error-logfile: cannot open '/nope/x.log'\n"
+
+
+# --- the real command, as a subprocess ------------------------------------------------
+
+
+def test_check_config_with_a_bad_value_exits_2_naming_the_flag(tmp_path: Path) -> None:
+    done = run_porch("--check-config", "--workers", "abc", "hello:app", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "porch: error: --workers: expected a whole number >= 1, got 'abc'" in done.stderr
+
+
+def test_check_config_loads_a_good_app(tmp_path: Path) -> None:
+    (tmp_path / "hello_ok.py").write_text(
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'hi']\n"
+    )
+    done = run_porch("--check-config", "hello_ok:app", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "")
+    assert "configuration OK" in done.stderr
+
+
+def test_check_config_reports_an_app_that_cannot_be_imported(tmp_path: Path) -> None:
+    (tmp_path / "hello_broken.py").write_text("import no_such_module_porch_test\n")
+    done = run_porch("--check-config", "hello_broken:app", cwd=tmp_path)
+    assert done.returncode == ExitCode.APP_LOAD_ERROR
+    assert "no_such_module_porch_test" in done.stderr
+    assert "porch: error: " in done.stderr
+
+
+def test_print_and_check_config_together(tmp_path: Path) -> None:
+    (tmp_path / "hello_both.py").write_text("def app(environ, start_response):\n    return []\n")
+    done = run_porch("--print-config", "--check-config", "hello_both:app", cwd=tmp_path)
+    assert done.returncode == 0
+    assert tomllib.loads(done.stdout)["app"] == "hello_both:app"

@@ -35,6 +35,11 @@ _FORMS: dict[Kind, str] = {
     Kind.LOG_LEVEL: "one of " + ", ".join(LOG_LEVELS),
 }
 
+_STRING_FORMS = {
+    "app": "MODULE:ATTR, MODULE:FACTORY(ARGS) or a path to a Python file",
+    "user": "a user name known to this system or a numeric uid",
+    "group": "a group name known to this system or a numeric gid",
+}
 BIND_FORM = "HOST:PORT, [IPV6]:PORT, :PORT, unix:PATH or fd://N"
 TRUSTED_PEER_FORM = "an IP address, a network like 10.0.0.0/8, or *"
 
@@ -55,7 +60,7 @@ def accepted_form(name: str, kind: Kind) -> str:
     """Describe the values a setting accepts, for error messages and the docs."""
     if name in _ITEM_FORMS:
         return "a list of " + _ITEM_FORMS[name]
-    return _FORMS[kind]
+    return _STRING_FORMS.get(name, _FORMS[kind])
 
 
 def _expected(form: str, raw: object) -> InvalidValue:
@@ -302,9 +307,9 @@ def _group_exists(name: str) -> bool:
 def check_string(name: str, text: str) -> str:
     """Validate a STR setting; --user and --group must exist (or be numeric ids)."""
     if name == "user" and not (_WHOLE.fullmatch(text) or _user_exists(text)):
-        raise _expected("a user name known to this system or a numeric uid", text)
+        raise _expected(_STRING_FORMS[name], text)
     if name == "group" and not (_WHOLE.fullmatch(text) or _group_exists(text)):
-        raise _expected("a group name known to this system or a numeric gid", text)
+        raise _expected(_STRING_FORMS[name], text)
     return text
 
 

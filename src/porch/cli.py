@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Protocol
 
 from porch.config import Config, dump_config_toml, load_config
 from porch.config.loaders import NO_APP_MESSAGE
 from porch.errors import AppLoadError, ConfigError, ExitCode
 
 __all__ = ["main"]
-
-
-class _Runner(Protocol):
-    def run(self) -> int: ...
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_app(result.config)
     if result.print_config:
         return ExitCode.OK
-    return _serve(result.config)
+    return _serve(result.config, args)
 
 
 def _error(message: str, code: ExitCode) -> int:
@@ -58,15 +52,17 @@ def _check_app(config: Config) -> int:
     return ExitCode.OK
 
 
-def _serve(config: Config) -> int:
+def _serve(config: Config, args: Sequence[str]) -> int:
     from porch.log import setup_logging
 
     try:
         setup_logging(config)  # opens the log files: a bad path is a usage error
     except ConfigError as exc:
         return _error(str(exc), ExitCode.USAGE)
-    # Imported by name so that the CLI stays importable (and type-checkable) while
-    # the supervisor package is being written; Arbiter(config).run() -> int.
-    arbiter_module = importlib.import_module("porch.supervisor.arbiter")
-    arbiter: _Runner = arbiter_module.Arbiter(config)
-    return arbiter.run()
+    from porch.supervisor.arbiter import Arbiter
+
+    def reload_config() -> Config:
+        """HUP: the same command line over the file and environment as they are now."""
+        return load_config(args, os.environ).config
+
+    return Arbiter(config, reload_config=reload_config).run()

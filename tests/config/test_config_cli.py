@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tomllib
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -104,10 +105,13 @@ def test_print_config_prints_loadable_toml(
 
 def test_serve_sets_up_logging_then_runs_the_arbiter(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, Config]] = []
+    arbiters: list[FakeArbiter] = []
 
     class FakeArbiter:
-        def __init__(self, config: Config) -> None:
+        def __init__(self, config: Config, *, reload_config: Callable[[], Config]) -> None:
             self.config = config
+            self.reload_config = reload_config
+            arbiters.append(self)
 
         def run(self) -> int:
             calls.append(("run", self.config))
@@ -127,6 +131,11 @@ def test_serve_sets_up_logging_then_runs_the_arbiter(monkeypatch: pytest.MonkeyP
     expected = Config(app="app:app", workers=2)
     assert calls == [("setup_logging", expected), ("run", expected)]
 
+    # HUP re-reads the environment under the same command line, which still wins.
+    monkeypatch.setenv("PORCH_TIMEOUT", "5")
+    monkeypatch.setenv("PORCH_WORKERS", "9")
+    assert arbiters[0].reload_config() == Config(app="app:app", workers=2, timeout=5.0)
+
 
 def test_a_logging_config_error_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -137,6 +146,9 @@ def test_a_logging_config_error_exits_2(
     fake_log = types.ModuleType("porch.log")
     fake_log.setup_logging = setup_logging  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "porch.log", fake_log)
+    # The arbiter must not even be imported: stand in one that fails the test if run.
+    fake_arbiter = types.ModuleType("porch.supervisor.arbiter")
+    monkeypatch.setitem(sys.modules, "porch.supervisor.arbiter", fake_arbiter)
     assert main(["app:app"]) == ExitCode.USAGE
     assert capsys.readouterr().err == "porch: error: --error-logfile: cannot open '/nope/x.log'\n"
 

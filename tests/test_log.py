@@ -629,6 +629,27 @@ def test_dict_config_replaces_porch_setup_and_is_idempotent(tmp_path: Path) -> N
     assert "once" not in (tmp_path / "porch.log").read_text()
 
 
+def test_dict_config_after_porch_setup_without_access_log(tmp_path: Path) -> None:
+    target = tmp_path / "out.log"
+    path = tmp_path / "logging.json"
+    path.write_text(json.dumps(dict_config(target)))
+    setup_logging(Config(error_logfile=str(tmp_path / "porch.log"), log_level="error"))
+    _check_dict_config_applied(Config(log_config=str(path)), target)
+
+
+def test_dict_config_level_comes_from_the_file_only(tmp_path: Path) -> None:
+    target = tmp_path / "out.log"
+    path = tmp_path / "logging.json"
+    config = dict_config(target)
+    del config["loggers"]["porch.error"]
+    config["root"] = {"handlers": ["file"], "level": "INFO"}
+    path.write_text(json.dumps(config))
+    setup_logging(Config(error_logfile=str(tmp_path / "porch.log"), log_level="critical"))
+    setup_logging(Config(log_config=str(path)))
+    logging.getLogger(ERROR_LOGGER).info("reaches the root handler")
+    assert target.read_text() == "porch.error|INFO|reaches the root handler\n"
+
+
 def test_dict_config_keeps_existing_loggers_by_default(tmp_path: Path) -> None:
     app_logger = logging.getLogger("porch_test_app")
     path = tmp_path / "logging.json"

@@ -141,6 +141,13 @@ def _log_level(name: str) -> int:
 
 def _apply_dict_config(path: str) -> None:
     data = _load_dict_config(path)
+    # The file replaces porch's setup: forget what an earlier setup_logging() set
+    # (level, propagate=False, a disabled access logger) so that only the file counts.
+    for name in (ERROR_LOGGER, ACCESS_LOGGER):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
+        logger.disabled = False
     # Unlike the stdlib default, keep loggers created before this call (porch's
     # own modules and the app's) working unless the file says otherwise.
     data.setdefault("disable_existing_loggers", False)

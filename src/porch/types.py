@@ -14,8 +14,9 @@ from typing import Any, Protocol, TypeAlias
 Environ: TypeAlias = dict[str, Any]
 """The PEP 3333 environ: native-str keys, values of several types."""
 
+# Same shape as typeshed's, so apps typed with ``wsgiref.types`` fit ``WSGIApp``.
 ExcInfo: TypeAlias = (
-    tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+    tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 )
 """What ``sys.exc_info()`` returns; the third argument of ``start_response``."""
 

@@ -245,10 +245,10 @@ class TerminatedInputWrapper(wsgiref.validate.InputWrapper):
 
     def read(self, *args: Any) -> bytes:
         if args:
-            return super().read(*args)  # type: ignore[no-any-return]
+            return super().read(*args)
         data = self.input.read()
         assert type(data) is bytes
-        return data  # type: ignore[no-any-return]
+        return data
 
 
 @pytest.fixture

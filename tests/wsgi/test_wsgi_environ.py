@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
-from wsgiref.validate import check_environ
+from wsgiref.validate import check_environ  # type: ignore[attr-defined]
 
 import pytest
 from hypothesis import HealthCheck, given, settings

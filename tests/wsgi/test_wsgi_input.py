@@ -121,11 +121,14 @@ READERS: dict[str, Callable[[BufferedInput], object]] = {
 @pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
 def test_on_first_read_runs_once_before_any_read(reader: Callable[[BufferedInput], object]) -> None:
     calls: list[str] = []
-    stream = BufferedInput(memory_limit=100, on_first_read=lambda: calls.append("hook"))
+
+    def wait_for_body() -> None:  # the hook is what waits: finish() happens inside it
+        calls.append("hook")
+        stream.finish()
+
+    stream = BufferedInput(memory_limit=100, on_first_read=wait_for_body)
     stream.feed(b"body\nmore\n")
     assert calls == []
-    # The hook is what waits for the body: finish() may happen inside it.
-    stream._on_first_read = lambda: (calls.append("hook"), stream.finish())  # type: ignore[assignment]
     reader(stream)
     assert calls == ["hook"]
     stream.read(1)

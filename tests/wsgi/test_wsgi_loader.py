@@ -43,7 +43,7 @@ def call(app: Any) -> tuple[str, bytes]:
     try:
         body = b"".join(result)
     finally:
-        result.close()
+        result.close()  # type: ignore[attr-defined]
     return seen[0], body
 
 

@@ -12,54 +12,44 @@ previous generation is sent TERM.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import select
 import signal
 import time
 from collections.abc import Callable
-from types import FrameType
 
 from porch import __version__
 from porch.config.settings import Config
 from porch.errors import AppLoadError, BindError, ConfigError, ExitCode, PorchError
 from porch.ipc import WorkerChannel
-from porch.supervisor.pidfile import remove_pidfile, write_pidfile
-from porch.supervisor.reloader import SourceReloader, require_watchfiles, watch_roots
-from porch.supervisor.sockets import Listener, create_listeners
-from porch.supervisor.workers import (
-    Worker,
-    describe_status,
-    drop_privileges,
-    fork_worker,
-    read_rss_bytes,
-    resolve_ids,
+from porch.supervisor.health import (
+    backoff_seconds,
+    exit_verdict,
+    over_memory,
+    overdue_workers,
+    silent_workers,
 )
+from porch.supervisor.pidfile import remove_pidfile, write_pidfile
+from porch.supervisor.privileges import drop_privileges, resolve_ids
+from porch.supervisor.reloader import SourceReloader, require_watchfiles, watch_roots
+from porch.supervisor.signals import SignalQueue
+from porch.supervisor.sockets import Listener, create_listeners
+from porch.supervisor.workers import Worker, WorkerTable, describe_status, read_rss_bytes
 from porch.types import WSGIApp
 
 __all__ = ["Arbiter", "WorkerMain"]
 
+# Called in the child as worker_main(config=, listeners=, app=, channel=, worker_id=).
 WorkerMain = Callable[..., object]
-_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
-SIGNALS = (
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGCHLD,
-)
+SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGINT, signal.SIGTERM, signal.SIGTTIN,
+           signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD)  # fmt: skip
 TICK_SECONDS = 0.5  # heartbeat and deadline checks
 HEARTBEAT_MARGIN_SECONDS = 2.0  # on top of --timeout
 ABORT_GRACE_SECONDS = 1.0  # SIGABRT (stack dump) -> SIGKILL
 FAST_STOP_SECONDS = 3.0  # INT/QUIT -> SIGKILL
 MEMORY_CHECK_SECONDS = 3.0
-BOOT_FAILURE_LIMIT = 5  # consecutive failures of a generation's first worker
-MAX_BACKOFF_SECONDS = 10.0
+BOOT_FAILURE_LIMIT = 5  # consecutive early deaths of a new generation's first worker
 # Settings a HUP cannot change: they shape the listening sockets or the master.
 RESTART_ONLY = ("bind", "backlog", "socket_mode", "user", "group", "preload", "reload")
 
@@ -83,12 +73,8 @@ class Arbiter:
         self._listeners: list[Listener] = []
         self._pidfile: str | None = None
         self._reloader: SourceReloader | None = None
-        self._wake_r = self._wake_w = -1
-        self._saved_handlers: dict[int, _Handler] = {}
-        self._signals: collections.deque[int] = collections.deque()
-        self._child_exited = False
-        self._workers: dict[int, Worker] = {}
-        self._spawned = 0
+        self._signals = SignalQueue(SIGNALS)
+        self._workers = WorkerTable(signals=SIGNALS)
         self._num_workers = config.workers
         self._generation = 1
         self._next_generation = 2
@@ -127,38 +113,32 @@ class Arbiter:
             self._cleanup()
 
     def _setup(self) -> None:
-        os.umask(self.config.umask)
+        config = self.config
+        os.umask(config.umask)
         self._log.info("Starting porch %s", __version__)
-        self._ids = resolve_ids(self.config.user, self.config.group)
-        if self.config.reload:
+        self._ids = resolve_ids(config.user, config.group)
+        if config.reload:
             require_watchfiles()
-        if self.config.preload and self.config.reload:
+        if config.preload and config.reload:
             self._log.warning("--reload ignores --preload: workers import the app themselves")
-        elif self.config.preload:
+        elif config.preload:
             from porch.wsgi.loader import load_app
 
-            assert self.config.app is not None, "the config loader requires an app"
-            self._app = load_app(
-                self.config.app, chdir=self.config.chdir, pythonpath=self.config.pythonpath
-            )
+            self._app = load_app(config.app or "", chdir=config.chdir,
+                                 pythonpath=config.pythonpath)  # fmt: skip
         if self._worker_main is None:
             from porch.worker.process import run_worker
 
             self._worker_main = run_worker
         self._listeners = create_listeners(
-            self.config.bind,
-            backlog=self.config.backlog,
-            socket_mode=self.config.socket_mode,
-            environ=os.environ,
+            config.bind, backlog=config.backlog, socket_mode=config.socket_mode, environ=os.environ
         )
         for listener in self._listeners:
             self._log.info("Listening at: %s (%d)", listener.name, os.getpid())
-        self._set_pidfile(self.config.pid)
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        for signum in SIGNALS:
-            self._saved_handlers[signum] = signal.signal(signum, self._on_signal)
-        if self.config.reload:
-            roots = watch_roots(self.config.app, self.config.chdir)
+        self._set_pidfile(config.pid)
+        self._signals.install()
+        if config.reload:
+            roots = watch_roots(config.app, config.chdir)
             self._reloader = SourceReloader(roots=roots, on_change=self._on_source_change)
             self._reloader.start()
 
@@ -174,13 +154,17 @@ class Arbiter:
         self._shutdown()
 
     def _shutdown(self) -> None:
-        """Stop every worker with the stop signal, wait for them, kill the late ones."""
+        """Stop every worker with the stop signal, wait for them, kill the late ones.
+
+        The listeners stay open until every worker is gone: a draining worker still
+        accepts the connections already queued in the backlog.
+        """
         assert self._stop_signal is not None
         graceful = self._stop_signal == signal.SIGTERM
         grace = self.config.graceful_timeout if graceful else FAST_STOP_SECONDS
-        for worker in list(self._workers.values()):
-            self._stop_worker(worker, self._stop_signal, grace)
-        while self._workers:
+        for worker in self._workers:
+            self._workers.stop(worker, self._stop_signal, grace)
+        while len(self._workers):
             self._wait(TICK_SECONDS)
             self._dispatch_signals()
             self._reap()
@@ -189,66 +173,34 @@ class Arbiter:
     def _cleanup(self) -> None:
         if self._reloader is not None:
             self._reloader.stop()
-        for worker in self._workers.values():  # only after an unexpected error
-            self._send(worker, signal.SIGKILL)
-            os.waitpid(worker.pid, 0)
-            worker.channel.close()
-        self._workers.clear()
+        self._workers.kill_all()  # none left unless the loop failed
         for listener in self._listeners:
             listener.close()
         self._listeners = []
         self._set_pidfile(None)
-        for signum, handler in self._saved_handlers.items():
-            if handler is not None:
-                signal.signal(signum, handler)
-        self._saved_handlers.clear()
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+        self._signals.restore()
         self._log.info("Shutting down: Master")
 
     # --- signals and waiting ---------------------------------------------------------
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGCHLD:
-            self._child_exited = True
-        elif len(self._signals) < 32:
-            self._signals.append(signum)
-        self._wakeup()
 
     def _on_source_change(self, paths: list[str]) -> None:
         """Called on the reloader thread: queue a HUP for the loop."""
         shown = ", ".join(os.path.relpath(path) for path in paths[:3])
         self._log.info("Source changed (%s); reloading", shown)
-        self._signals.append(signal.SIGHUP)
-        self._wakeup()
-
-    def _wakeup(self) -> None:
-        try:
-            os.write(self._wake_w, b"!")
-        except (BlockingIOError, OSError):
-            pass
+        self._signals.push(signal.SIGHUP)
 
     def _wait(self, timeout: float) -> None:
         """Sleep until a signal, a worker readiness notice or ``timeout``."""
-        if self._signals or self._child_exited:
+        if self._signals.pending():
             timeout = 0.0
         poller = select.poll()
-        poller.register(self._wake_r, select.POLLIN)
-        waiting = {
-            w.channel.ready_fileno(): w for w in self._workers.values() if w.channel.waiting()
-        }
+        poller.register(self._signals.fileno(), select.POLLIN)
+        waiting = {w.channel.ready_fileno(): w for w in self._workers if w.channel.waiting()}
         for fd in waiting:
             poller.register(fd, select.POLLIN)
         for fd, _ in poller.poll(timeout * 1000.0):
-            if fd == self._wake_r:
-                while True:
-                    try:
-                        if not os.read(self._wake_r, 512):
-                            break
-                    except BlockingIOError:
-                        break
+            if fd == self._signals.fileno():
+                self._signals.drain()
             elif waiting[fd].channel.read_ready():
                 self._on_ready(waiting[fd])
 
@@ -258,11 +210,11 @@ class Arbiter:
         return TICK_SECONDS
 
     def _dispatch_signals(self) -> None:
-        if self._child_exited:
-            self._child_exited = False
+        if self._signals.child_exited:
+            self._signals.child_exited = False
             self.handle_chld()
-        while self._signals:
-            name = signal.Signals(self._signals.popleft()).name.removeprefix("SIG").lower()
+        while (signum := self._signals.pop()) is not None:
+            name = signal.Signals(signum).name.removeprefix("SIG").lower()
             self._log.info("Handling signal: %s", name)
             getattr(self, f"handle_{name}")()
 
@@ -284,12 +236,11 @@ class Arbiter:
         if self._stop_signal in (None, signal.SIGTERM):
             escalate = self._stop_signal is not None
             self._stop_signal = signum
-            if escalate:
-                for worker in list(self._workers.values()):
-                    self._stop_worker(worker, signum, FAST_STOP_SECONDS)
+            for worker in self._workers if escalate else ():
+                self._workers.stop(worker, signum, FAST_STOP_SECONDS)
         else:  # a second fast stop: do not wait any longer
-            for worker in list(self._workers.values()):
-                self._kill(worker, "a second stop signal")
+            for worker in self._workers:
+                self._workers.kill(worker, "a second stop signal")
 
     def handle_hup(self) -> None:
         if self._stop_signal is None:
@@ -310,74 +261,48 @@ class Arbiter:
         from porch.log import reopen_log_files
 
         reopen_log_files()
-        for worker in self._workers.values():
-            self._send(worker, signal.SIGUSR1)
+        for worker in self._workers:
+            self._workers.send(worker, signal.SIGUSR1)
 
     def handle_usr2(self) -> None:
         self._log.warning("USR2 (binary upgrade) is not supported; use HUP to reload")
 
     # --- workers ------------------------------------------------------------------
 
-    def _current(self) -> list[Worker]:
-        return [
-            w for w in self._workers.values() if w.generation == self._generation and not w.stopping
-        ]
-
     def _manage_workers(self) -> None:
         """Fork missing workers of the current generation; stop the excess ones."""
         if self._stop_signal is not None:
             return
-        current = self._current()
+        current = self._workers.running(self._generation)
         target = self._num_workers if self._proven else 1
         if len(current) < target and time.monotonic() >= self._next_spawn_at:
             self._next_spawn_at = 0.0
             for _ in range(target - len(current)):
                 self._spawn_worker()
-        for worker in sorted(current, key=lambda w: w.spawned_at)[: len(current) - target]:
+        excess = len(current) - self._num_workers
+        for worker in sorted(current, key=lambda w: w.spawned_at)[: max(0, excess)]:
             self._log.info("Stopping worker %d (%d wanted)", worker.pid, self._num_workers)
-            self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+            self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)
 
     def _spawn_worker(self) -> None:
-        self._spawned += 1
-        worker_id, config, channel = self._spawned, self.config, WorkerChannel()
-        main = self._worker_main
+        config, main, app = self.config, self._worker_main, self._app
         assert main is not None
+        sockets = [listener.sock for listener in self._listeners]
 
-        def child_main() -> None:
-            self._prepare_child(channel)
-            main(
-                config=config,
-                listeners=[listener.sock for listener in self._listeners],
-                app=self._app,
-                channel=channel,
-                worker_id=worker_id,
-            )
+        def child_main(channel: WorkerChannel, worker_id: int) -> None:
+            self._signals.close_pipe()
+            self._workers.close_channels()
+            channel.close_master_side()
+            drop_privileges(*self._ids)
+            main(config=config, listeners=sockets, app=app, channel=channel, worker_id=worker_id)
 
         try:
-            pid = fork_worker(child_main, signals=SIGNALS)
+            worker = self._workers.spawn(child_main, generation=self._generation)
         except OSError as exc:
-            channel.close()
             self._log.error("Cannot fork a worker: %s", exc)
             self._note_failure()
             return
-        channel.close_worker_side()
-        self._workers[pid] = Worker(
-            pid=pid,
-            worker_id=worker_id,
-            generation=self._generation,
-            channel=channel,
-            spawned_at=time.monotonic(),
-        )
-        self._log.info("Booting worker with pid: %d", pid)
-
-    def _prepare_child(self, channel: WorkerChannel) -> None:
-        """In the new worker: drop what belongs to the master, then privileges."""
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-        for other in self._workers.values():
-            other.channel.close()
-        channel.close_master_side()
-        drop_privileges(*self._ids)
+        self._log.info("Booting worker with pid: %d", worker.pid)
 
     def _on_ready(self, worker: Worker) -> None:
         worker.ready = True
@@ -386,36 +311,9 @@ class Arbiter:
             self._proven = True
         self._log.debug("Worker %d is ready", worker.pid)
 
-    def _send(self, worker: Worker, signum: int) -> None:
-        try:
-            os.kill(worker.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def _stop_worker(self, worker: Worker, signum: int, grace_seconds: float) -> None:
-        deadline = time.monotonic() + grace_seconds
-        worker.stop_deadline = min(deadline, worker.stop_deadline) if worker.stopping else deadline
-        worker.stop_signal = signum
-        self._send(worker, signum)
-
-    def _kill(self, worker: Worker, why: str) -> None:
-        if not worker.killed:
-            self._log.warning("Killing worker %d: %s", worker.pid, why)
-            worker.killed = True
-            self._send(worker, signal.SIGKILL)
-
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            worker = self._workers.pop(pid, None)
-            if worker is not None:
-                worker.channel.close()
-                self._on_exit(worker, status)
+        for worker, status in self._workers.reap():
+            self._on_exit(worker, status)
 
     def _on_exit(self, worker: Worker, status: int) -> None:
         code, how = os.waitstatus_to_exitcode(status), describe_status(status)
@@ -430,27 +328,15 @@ class Arbiter:
         if unproven and (boot_error or self._failures + 1 >= BOOT_FAILURE_LIMIT):
             self._fail_generation(worker, code, how)
             return
-        if code == ExitCode.OK:
-            self._log.info("Worker %d exited (recycled); replacing it", worker.pid)
-        elif code == ExitCode.WORKER_TIMEOUT:
-            self._log.warning("Worker %d left after a request timed out; replacing it", worker.pid)
-        elif code == -signal.SIGKILL:
-            self._log.error(
-                "Worker %d was killed by SIGKILL (out of memory?); replacing it", worker.pid
-            )
-        else:
-            self._log.error("Worker %d died (%s); replacing it", worker.pid, how)
+        level, message = exit_verdict(worker.pid, code, how)
+        self._log.log(level, "%s", message)
         if code != ExitCode.OK and not worker.ready:
             self._note_failure()
 
     def _note_failure(self) -> None:
         """Back off exponentially while new workers die before serving."""
         self._failures += 1
-        delay = (
-            0.0
-            if self._failures < 2
-            else min(MAX_BACKOFF_SECONDS, 0.25 * 2 ** (self._failures - 2))
-        )
+        delay = backoff_seconds(self._failures)
         if delay:
             self._log.warning("Workers keep dying before serving; next spawn in %.2fs", delay)
         self._next_spawn_at = time.monotonic() + delay
@@ -462,9 +348,8 @@ class Arbiter:
             reason = f"worker {worker.pid} failed to boot ({how})"
         if self._stable is None:
             self._log.error("Stopping: %s", reason)
-            self._exit_code = (
-                code if code in (ExitCode.APP_LOAD_ERROR,) else (ExitCode.WORKER_BOOT_ERROR)
-            )
+            app_error = code == ExitCode.APP_LOAD_ERROR
+            self._exit_code = ExitCode.APP_LOAD_ERROR if app_error else ExitCode.WORKER_BOOT_ERROR
             self._stop_signal = signal.SIGQUIT
             return
         self._log.error("reload failed: %s; keeping the previous workers", reason)
@@ -486,61 +371,45 @@ class Arbiter:
         """When every worker of a new generation serves: announce it, retire the old one."""
         if self._stable is not None and self._stable[0] == self._generation:
             return
-        ready = [w for w in self._current() if w.ready]
+        ready = [w for w in self._workers.running(self._generation) if w.ready]
         if len(ready) < self._num_workers:
             return
-        old = [
-            w for w in self._workers.values() if w.generation != self._generation and not w.stopping
-        ]
-        names = ", ".join(listener.name for listener in self._listeners)
+        old = [w for w in self._workers if w.generation != self._generation and not w.stopping]
         plural = "s" if len(ready) != 1 else ""
         if self._stable is None:
+            names = ", ".join(listener.name for listener in self._listeners)
             self._log.info("porch ready: %d worker%s serving %s", len(ready), plural, names)
         else:
-            self._log.info(
-                "reload complete: %d new worker%s serving, stopping %d old",
-                len(ready),
-                plural,
-                len(old),
-            )
+            self._log.info("reload complete: %d new worker%s serving, stopping %d old",
+                           len(ready), plural, len(old))  # fmt: skip
         for worker in old:
-            self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+            self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)
         self._stable = (self._generation, self.config, self._num_workers)
 
     def _enforce_deadlines(self, now: float) -> None:
-        for worker in list(self._workers.values()):
-            if worker.stopping and not worker.killed and now >= worker.stop_deadline:
-                if worker.aborted_at is not None:
-                    self._kill(worker, "still there after SIGABRT")
-                else:
-                    self._kill(worker, "it did not stop in time")
+        for worker in overdue_workers(self._workers, now):
+            why = "still there after SIGABRT" if worker.aborted_at else "it did not stop in time"
+            self._workers.kill(worker, why)
 
     def _check_heartbeats(self, now: float) -> None:
         if self.config.timeout <= 0:
             return
         limit = self.config.timeout + HEARTBEAT_MARGIN_SECONDS
-        for worker in list(self._workers.values()):
-            silent = now - worker.channel.last_beat()
-            if worker.stopping or silent <= limit:
-                continue
-            self._log.error("worker %d silent for %.1fs, killed", worker.pid, silent)
+        for worker, silence in silent_workers(self._workers, now, limit):
+            self._log.error("worker %d silent for %.1fs, killed", worker.pid, silence)
             worker.aborted_at = now
             worker.stop_deadline = now + ABORT_GRACE_SECONDS
-            self._send(worker, signal.SIGABRT)  # faulthandler in the worker dumps its stacks
+            self._workers.send(worker, signal.SIGABRT)  # faulthandler dumps the stacks
 
     def _check_memory(self) -> None:
         limit = self.config.max_worker_memory
-        for worker in self._current():
-            rss = read_rss_bytes(worker.pid)
-            if rss is not None and rss > limit:
-                self._log.warning(
-                    "Worker %d uses %.1f MiB (RSS), above --max-worker-memory %.1f MiB; "
-                    "recycling it",
-                    worker.pid,
-                    rss / 2**20,
-                    limit / 2**20,
-                )
-                self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+        current = self._workers.running(self._generation)
+        for worker, rss in over_memory(current, limit, read_rss_bytes):
+            self._log.warning(
+                "Worker %d uses %.1f MiB (RSS), above --max-worker-memory %.1f MiB; recycling it",
+                worker.pid, rss / 2**20, limit / 2**20,
+            )  # fmt: skip
+            self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)
 
     # --- reload -------------------------------------------------------------------------
 
@@ -558,9 +427,9 @@ class Arbiter:
         except PorchError as exc:
             self._log.error("reload failed: %s", exc)
             return
-        for worker in self._workers.values():  # a reload already under way is superseded
-            if worker.generation == self._generation and self._generation != self._stable[0]:
-                self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+        if self._generation != self._stable[0]:  # a reload under way is superseded
+            for worker in self._workers.running(self._generation):
+                self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)
         for name in RESTART_ONLY:
             if getattr(config, name) != getattr(self._stable[1], name):
                 flag = name.replace("_", "-")
@@ -572,8 +441,8 @@ class Arbiter:
 
     def _rollback(self) -> None:
         assert self._stable is not None
-        for worker in self._current():
-            self._stop_worker(worker, signal.SIGTERM, self.config.graceful_timeout)
+        for worker in self._workers.running(self._generation):
+            self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)
         generation, config, num_workers = self._stable
         self._apply(config, num_workers)
         self._generation = generation

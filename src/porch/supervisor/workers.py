@@ -1,27 +1,21 @@
-"""Worker processes as the master sees them: the record, fork, exit status, RSS, privileges."""
+"""Worker processes as the master sees them: records, the table, fork, exit status, RSS."""
 
 from __future__ import annotations
 
-import grp
 import logging
 import os
-import pwd
 import signal
 import sys
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from porch.errors import ConfigError, ExitCode
+from porch.errors import ExitCode
 from porch.ipc import WorkerChannel
 
-__all__ = [
-    "Worker",
-    "describe_status",
-    "drop_privileges",
-    "fork_worker",
-    "read_rss_bytes",
-    "resolve_ids",
-]
+__all__ = ["Worker", "WorkerTable", "describe_status", "fork_worker", "read_rss_bytes"]
+
+ChildMain = Callable[[WorkerChannel, int], object]  # (channel, worker_id), runs in the child
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -45,6 +39,89 @@ class Worker:
     def stopping(self) -> bool:
         """Whether the master asked this worker to stop (or killed it)."""
         return self.stop_signal is not None or self.aborted_at is not None or self.killed
+
+
+class WorkerTable:
+    """The master's live workers by pid: fork, signal, reap."""
+
+    def __init__(self, *, signals: Iterable[int]) -> None:
+        self._signals = tuple(signals)
+        self._workers: dict[int, Worker] = {}
+        self._spawned = 0
+        self._log = logging.getLogger("porch.error")
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    def __iter__(self) -> Iterator[Worker]:
+        return iter(list(self._workers.values()))
+
+    def running(self, generation: int) -> list[Worker]:
+        """Workers of ``generation`` the master has not asked to stop."""
+        return [w for w in self._workers.values() if w.generation == generation and not w.stopping]
+
+    def spawn(self, child_main: ChildMain, *, generation: int) -> Worker:
+        """Fork a worker running ``child_main(channel, worker_id)``; ``OSError`` if fork fails."""
+        self._spawned += 1
+        worker_id, channel = self._spawned, WorkerChannel()
+        try:
+            pid = fork_worker(lambda: child_main(channel, worker_id), signals=self._signals)
+        except OSError:
+            channel.close()
+            raise
+        channel.close_worker_side()
+        worker = Worker(pid=pid, worker_id=worker_id, generation=generation, channel=channel,
+                        spawned_at=time.monotonic())  # fmt: skip
+        self._workers[pid] = worker
+        return worker
+
+    def close_channels(self) -> None:
+        """In a new child: release the other workers' channels."""
+        for worker in self._workers.values():
+            worker.channel.close()
+
+    def send(self, worker: Worker, signum: int) -> None:
+        try:
+            os.kill(worker.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, worker: Worker, signum: int, grace_seconds: float) -> None:
+        """Send ``signum``; the worker is killed if still there after ``grace_seconds``."""
+        deadline = time.monotonic() + grace_seconds
+        worker.stop_deadline = min(deadline, worker.stop_deadline) if worker.stopping else deadline
+        worker.stop_signal = signum
+        self.send(worker, signum)
+
+    def kill(self, worker: Worker, why: str) -> None:
+        if not worker.killed:
+            self._log.warning("Killing worker %d: %s", worker.pid, why)
+            worker.killed = True
+            self.send(worker, signal.SIGKILL)
+
+    def reap(self) -> list[tuple[Worker, int]]:
+        """Collect every exited child; return the workers among them with their status."""
+        exited = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            worker = self._workers.pop(pid, None)
+            if worker is not None:
+                worker.channel.close()
+                exited.append((worker, status))
+        return exited
+
+    def kill_all(self) -> None:
+        """SIGKILL and reap every worker left (only after an unexpected master error)."""
+        for worker in self._workers.values():
+            self.send(worker, signal.SIGKILL)
+            os.waitpid(worker.pid, 0)
+            worker.channel.close()
+        self._workers.clear()
 
 
 def fork_worker(child_main: Callable[[], object], *, signals: Iterable[int]) -> int:
@@ -116,45 +193,3 @@ def read_rss_bytes(pid: int) -> int | None:
         return int(fields[1]) * _PAGE_BYTES
     except (OSError, IndexError, ValueError):
         return None
-
-
-def resolve_ids(user: str | None, group: str | None) -> tuple[int | None, int | None]:
-    """The uid and gid the workers switch to (names or numbers); ``ConfigError`` if unknown.
-
-    A user name also selects that user's primary group unless ``group`` is given.
-    """
-    uid = gid = None
-    if user is not None:
-        try:
-            entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-            uid, gid = entry.pw_uid, entry.pw_gid
-        except KeyError:
-            if not user.isdigit():
-                raise ConfigError(f"--user: no such user {user!r}") from None
-            uid = int(user)
-    if group is not None:
-        try:
-            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-        except KeyError:
-            raise ConfigError(f"--group: no such group {group!r}") from None
-    return uid, gid
-
-
-def drop_privileges(uid: int | None, gid: int | None) -> None:
-    """Switch the current (worker) process to ``gid`` and ``uid``: groups first, then the user."""
-    if uid is None and gid is None:
-        return
-    if os.getuid() == 0:
-        target_gid = gid if gid is not None else os.getgid()
-        try:
-            name = pwd.getpwuid(uid).pw_name if uid is not None else None
-        except KeyError:
-            name = None
-        if name is not None:
-            os.initgroups(name, target_gid)
-        else:
-            os.setgroups([target_gid])
-    if gid is not None and gid != os.getgid():
-        os.setgid(gid)
-    if uid is not None and uid != os.getuid():
-        os.setuid(uid)

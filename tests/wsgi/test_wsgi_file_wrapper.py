@@ -91,3 +91,27 @@ def test_no_fileno_for_a_directory(tmp_path: object) -> None:
         assert FileWrapper(DirectoryHandle()).fileno_or_none() is None
     finally:
         os.close(fd)
+
+
+def test_sendfile_source_starts_at_the_logical_position(regular_file: io.BufferedRandom) -> None:
+    with open(regular_file.fileno(), "rb", closefd=False) as reader:
+        assert reader.read(10) == b"x" * 10  # the buffer read ahead of position 10
+        assert os.lseek(reader.fileno(), 0, os.SEEK_CUR) > 10
+        assert FileWrapper(reader).sendfile_source() == (reader.fileno(), 10, 19_990)
+
+
+def test_sendfile_source_at_end_of_file(regular_file: io.BufferedRandom) -> None:
+    regular_file.seek(0, os.SEEK_END)
+    assert FileWrapper(regular_file).sendfile_source() == (regular_file.fileno(), 20_000, 0)
+
+
+def test_no_sendfile_source_for_memory_files() -> None:
+    assert FileWrapper(io.BytesIO(b"x")).sendfile_source() is None
+
+
+def test_no_sendfile_source_without_tell(regular_file: io.BufferedRandom) -> None:
+    class NoTell:
+        def fileno(self) -> int:
+            return regular_file.fileno()
+
+    assert FileWrapper(NoTell()).sendfile_source() is None

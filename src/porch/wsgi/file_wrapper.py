@@ -1,10 +1,11 @@
 """``wsgi.file_wrapper``: a file response the worker may send with ``os.sendfile``.
 
 PEP 3333 "Optional Platform-Specific File Handling". The worker checks
-``type(result) is FileWrapper``; when ``fileno_or_none()`` gives a descriptor
-it sends from ``filelike.tell()`` (not the descriptor's OS offset: a buffered
-file object may have read ahead) to the end of the file, or up to the app's
-Content-Length. Otherwise it iterates the wrapper like any other response.
+``type(result) is FileWrapper``; when ``sendfile_source()`` gives
+``(fd, offset, count)`` it sends that span (capped by the app's Content-Length),
+otherwise it iterates the wrapper like any other response. The offset is
+``filelike.tell()``, not the descriptor's OS offset: a buffered file object
+that was partly read has read ahead of its logical position.
 """
 
 from __future__ import annotations
@@ -55,3 +56,17 @@ class FileWrapper:
         except (OSError, ValueError):  # io.UnsupportedOperation is both
             return None
         return fd
+
+    def sendfile_source(self) -> tuple[int, int, int] | None:
+        """Return ``(fd, offset, count)`` from the file's current position to its end, or None."""
+        fd = self.fileno_or_none()
+        if fd is None:
+            return None
+        try:
+            offset = self.filelike.tell()
+            size = os.fstat(fd).st_size
+        except (AttributeError, OSError, ValueError):
+            return None
+        if not isinstance(offset, int) or offset < 0:
+            return None
+        return fd, offset, max(size - offset, 0)

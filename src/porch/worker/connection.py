@@ -209,6 +209,7 @@ class HTTPConnection(asyncio.Protocol):
             remote_addr=self.remote_addr,
             remote_port=self.remote_port,
         )
+        ctx.forwarded.apply(environ)
         self.exchange = Exchange(self, head, environ)
         self.exchange.start()
 

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from porch.protocol.h1 import H1Limits
+from porch.proxy.forwarded import ForwardedRules
 
 if TYPE_CHECKING:
     from porch.config.settings import Config
@@ -69,6 +70,7 @@ class WorkerContext:
             if self.inline
             else ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="porch-app")
         )
+        self.forwarded = ForwardedRules(config.forwarded_allow_ips)
         self.keep_alive = config.keep_alive > 0
         self.server_header = b"Server: porch\r\n" if config.server_header else b""
         self.connections: set[HTTPConnection] = set()

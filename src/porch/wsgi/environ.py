@@ -19,7 +19,7 @@ from urllib.parse import unquote_to_bytes
 from porch.protocol.events import RequestHead
 from porch.types import Environ
 
-__all__ = ["base_environ", "build_environ", "environ_key"]
+__all__ = ["apply_host", "base_environ", "build_environ", "environ_key"]
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
@@ -110,7 +110,7 @@ def build_environ(
     environ["REMOTE_PORT"] = remote_port
     environ["wsgi.input"] = wsgi_input
     if head.host is not None:
-        _apply_host(environ, head.host)
+        apply_host(environ, head.host)
     return environ
 
 
@@ -130,7 +130,7 @@ def environ_key(raw_name: bytes) -> str | None:
     return "HTTP_" + upper.decode("latin-1").replace("-", "_")
 
 
-def _apply_host(environ: dict[str, Any], host: bytes) -> None:
+def apply_host(environ: dict[str, Any], host: bytes) -> None:
     """Set HTTP_HOST, SERVER_NAME and SERVER_PORT from the request's authority.
 
     RFC 9112 §3.2.2: with an absolute-form target the target's authority wins

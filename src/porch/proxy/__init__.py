@@ -1,0 +1,1 @@
+"""Edge features about proxies: trusted forwarding headers (later: PROXY protocol)."""

@@ -1,0 +1,121 @@
+"""Trusted-proxy rules applied to real environs built by porch.wsgi.environ."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from porch.protocol.events import RequestHead
+from porch.proxy.forwarded import ForwardedRules, parse_forwarded
+from porch.wsgi.environ import base_environ, build_environ
+from porch.wsgi.file_wrapper import FileWrapper
+from porch.wsgi.input import EMPTY_INPUT
+
+BASE = base_environ(
+    server_name="127.0.0.1", server_port="8000", url_scheme="http", multithread=False,
+    multiprocess=False, errors=io.StringIO(), file_wrapper=FileWrapper, script_name="",
+)
+
+
+def environ_for(peer: str, *headers: tuple[str, str], host: str = "app.local") -> dict[str, Any]:
+    raw = ((b"Host", host.encode()), *((n.encode(), v.encode()) for n, v in headers))
+    head = RequestHead(
+        method="GET", path=b"/p", query=b"", http_version="1.1", headers=raw,
+        host=host.encode(), keep_alive=True, expect_continue=False, content_length=None,
+        chunked=False,
+    )
+    return build_environ(head, BASE, wsgi_input=EMPTY_INPUT, remote_addr=peer, remote_port="5555")
+
+
+LOCAL = ForwardedRules(["127.0.0.1", "::1"])
+SPOOF = (
+    ("X-Forwarded-For", "6.6.6.6"),
+    ("X-Forwarded-Proto", "https"),
+    ("X-Forwarded-Host", "evil.example"),
+    ("X-Forwarded-Port", "1"),
+    ("X-Forwarded-Prefix", "/evil"),
+    ("Forwarded", "for=6.6.6.6;proto=https;host=evil.example"),
+)
+
+
+def test_untrusted_peer_headers_are_removed_and_ignored() -> None:
+    env = environ_for("203.0.113.9", *SPOOF)
+    LOCAL.apply(env)
+    assert env["REMOTE_ADDR"] == "203.0.113.9"
+    assert env["wsgi.url_scheme"] == "http"
+    assert env["HTTP_HOST"] == "app.local"
+    assert env["SCRIPT_NAME"] == ""
+    assert not [k for k in env if "FORWARDED" in k]
+
+
+def test_trusted_peer_x_forwarded_family() -> None:
+    env = environ_for(
+        "127.0.0.1",
+        ("X-Forwarded-For", "198.51.100.7"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "shop.example"),
+        ("X-Forwarded-Prefix", "/shop/"),
+    )
+    LOCAL.apply(env)
+    assert env["REMOTE_ADDR"] == "198.51.100.7"
+    assert env["wsgi.url_scheme"] == "https"
+    assert (env["HTTP_HOST"], env["SERVER_NAME"], env["SERVER_PORT"]) == (
+        "shop.example", "shop.example", "443",
+    )
+    assert env["SCRIPT_NAME"] == "/shop"
+
+
+def test_chain_client_is_rightmost_untrusted_hop() -> None:
+    rules = ForwardedRules(["127.0.0.1", "10.0.0.0/8"])
+    # The client put a fake address first; two trusted proxies appended theirs.
+    env = environ_for("127.0.0.1", ("X-Forwarded-For", "1.1.1.1, 198.51.100.7, 10.1.2.3"))
+    rules.apply(env)
+    assert env["REMOTE_ADDR"] == "198.51.100.7"
+
+
+def test_forwarded_header_preferred_with_quoted_ipv6_and_port() -> None:
+    env = environ_for(
+        "::1",
+        ("Forwarded", 'for="[2001:db8::1]:4711";proto=https;host="api.example:8443"'),
+        ("X-Forwarded-For", "6.6.6.6"),
+    )
+    LOCAL.apply(env)
+    assert env["REMOTE_ADDR"] == "2001:db8::1"
+    assert env["wsgi.url_scheme"] == "https"
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("api.example", "8443")
+
+
+def test_forwarded_obfuscated_for_keeps_peer() -> None:
+    env = environ_for("127.0.0.1", ("Forwarded", "for=_hidden;proto=http"))
+    LOCAL.apply(env)
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_trust_all_and_unix_peer() -> None:
+    env = environ_for("203.0.113.9", ("X-Forwarded-For", "198.51.100.7"))
+    ForwardedRules(["*"]).apply(env)
+    assert env["REMOTE_ADDR"] == "198.51.100.7"
+    env = environ_for("", ("X-Forwarded-Proto", "https"))
+    LOCAL.apply(env)
+    assert env["wsgi.url_scheme"] == "https"
+
+
+def test_ipv4_mapped_peer_matches_ipv4_rule() -> None:
+    assert LOCAL.trusts("::ffff:127.0.0.1")
+    assert not LOCAL.trusts("::ffff:127.0.0.2")
+    assert not LOCAL.trusts("not-an-ip")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("for=1.2.3.4", [{"for": "1.2.3.4"}]),
+        ('For="[::1]:80";Proto=https, for=5.6.7.8', [{"for": "[::1]:80", "proto": "https"}, {"for": "5.6.7.8"}]),
+        ('for="a\\"b"', [{"for": 'a"b'}]),
+        ("garbage", []),
+    ],
+)
+def test_parse_forwarded(value: str, expected: list[dict[str, str]]) -> None:
+    assert parse_forwarded(value) == expected

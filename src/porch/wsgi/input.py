@@ -108,8 +108,23 @@ class BufferedInput:
         return stream.readline(size)
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
-        """Read lines until EOF, or until about ``hint`` bytes were read."""
-        return self._ready().readlines(-1 if hint is None else hint)
+        """Read lines until EOF, or until ``hint`` bytes or more were read.
+
+        Implemented here because BytesIO and buffered files disagree on whether
+        a total equal to ``hint`` stops (PEP 3333 lets servers ignore ``hint``).
+        """
+        stream = self._ready()
+        if hint is None or hint <= 0:
+            return stream.readlines()
+        lines: list[bytes] = []
+        total = 0
+        while total < hint:
+            line = stream.readline()
+            if not line:
+                break
+            lines.append(line)
+            total += len(line)
+        return lines
 
     def __iter__(self) -> Iterator[bytes]:
         """Iterate over the lines of the body."""

@@ -184,17 +184,15 @@ class Exchange:
         """(fd, offset, count) when the result can go out with os.sendfile."""
         if type(result) is not FileWrapper or self.head.method == "HEAD":
             return None
-        fd = result.fileno_or_none()
-        if fd is None:
+        source = result.sendfile_source()  # offset from tell(): buffered reads count
+        if source is None:
             return None
+        fd, offset, count = source
         try:
-            st = os.fstat(fd)
-            offset = os.lseek(fd, 0, os.SEEK_CUR)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
         except OSError:
             return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        count = max(st.st_size - offset, 0)
         if self.sr.content_length is not None:
             count = min(count, self.sr.content_length)
         return fd, offset, count

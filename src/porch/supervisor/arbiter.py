@@ -263,6 +263,7 @@ class Arbiter:
         reopen_log_files()
         for worker in self._workers:
             self._workers.send(worker, signal.SIGUSR1)
+        self._log.info("Log files reopened; USR1 sent to %d workers", len(self._workers))
 
     def handle_usr2(self) -> None:
         self._log.warning("USR2 (binary upgrade) is not supported; use HUP to reload")

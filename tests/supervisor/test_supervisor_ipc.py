@@ -1,4 +1,4 @@
-"""WorkerChannel across a real fork: heartbeats through shared memory, readiness through the pipe."""
+"""WorkerChannel across a real fork: heartbeats in shared memory, readiness through the pipe."""
 
 from __future__ import annotations
 

@@ -14,16 +14,29 @@ from porch.wsgi.file_wrapper import FileWrapper
 from porch.wsgi.input import EMPTY_INPUT
 
 BASE = base_environ(
-    server_name="127.0.0.1", server_port="8000", url_scheme="http", multithread=False,
-    multiprocess=False, errors=io.StringIO(), file_wrapper=FileWrapper, script_name="",
+    server_name="127.0.0.1",
+    server_port="8000",
+    url_scheme="http",
+    multithread=False,
+    multiprocess=False,
+    errors=io.StringIO(),
+    file_wrapper=FileWrapper,
+    script_name="",
 )
 
 
 def environ_for(peer: str, *headers: tuple[str, str], host: str = "app.local") -> dict[str, Any]:
     raw = ((b"Host", host.encode()), *((n.encode(), v.encode()) for n, v in headers))
     head = RequestHead(
-        method="GET", path=b"/p", query=b"", http_version="1.1", headers=raw,
-        host=host.encode(), keep_alive=True, expect_continue=False, content_length=None,
+        method="GET",
+        path=b"/p",
+        query=b"",
+        http_version="1.1",
+        headers=raw,
+        host=host.encode(),
+        keep_alive=True,
+        expect_continue=False,
+        content_length=None,
         chunked=False,
     )
     return build_environ(head, BASE, wsgi_input=EMPTY_INPUT, remote_addr=peer, remote_port="5555")
@@ -62,7 +75,9 @@ def test_trusted_peer_x_forwarded_family() -> None:
     assert env["REMOTE_ADDR"] == "198.51.100.7"
     assert env["wsgi.url_scheme"] == "https"
     assert (env["HTTP_HOST"], env["SERVER_NAME"], env["SERVER_PORT"]) == (
-        "shop.example", "shop.example", "443",
+        "shop.example",
+        "shop.example",
+        "443",
     )
     assert env["SCRIPT_NAME"] == "/shop"
 
@@ -112,7 +127,10 @@ def test_ipv4_mapped_peer_matches_ipv4_rule() -> None:
     ("value", "expected"),
     [
         ("for=1.2.3.4", [{"for": "1.2.3.4"}]),
-        ('For="[::1]:80";Proto=https, for=5.6.7.8', [{"for": "[::1]:80", "proto": "https"}, {"for": "5.6.7.8"}]),
+        (
+            'For="[::1]:80";Proto=https, for=5.6.7.8',
+            [{"for": "[::1]:80", "proto": "https"}, {"for": "5.6.7.8"}],
+        ),
         ('for="a\\"b"', [{"for": 'a"b'}]),
         ("garbage", []),
     ],

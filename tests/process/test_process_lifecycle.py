@@ -1,0 +1,171 @@
+"""The real porch command: start, graceful and fast stop, pid file, UNIX socket, bad apps."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Porch
+
+from porch.errors import ExitCode
+
+StartPorch = Callable[..., Porch]
+APP = "procapp:app"
+
+
+def test_start_serve_and_stop(start_porch: StartPorch, tmp_path: Path) -> None:
+    pidfile = tmp_path / "porch.pid"
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "2", "--pid", str(pidfile))
+    url = porch.wait_ready()
+    assert porch.count(r"Starting porch 0\.1\.0") == 1
+    assert porch.count(rf"Listening at: {url} \({porch.pid}\)") == 1
+    assert len(porch.worker_pids()) == 2
+    assert pidfile.read_text().strip() == str(porch.pid)
+    with porch.client() as client:
+        assert client.get("/").text == "ok"
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+    assert porch.count("Handling signal: term") == 1
+    assert porch.count("Shutting down: Master") == 1
+    assert not pidfile.exists()
+
+
+def _raw_get(url: str, path: str) -> socket.socket:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    with sock:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_term_finishes_in_flight_and_backlog(start_porch: StartPorch) -> None:
+    """One inline worker busy for 1 s, five more connections queued, then TERM: all get 200."""
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "1", "--threads", "1")
+    url = porch.wait_ready()
+    slow = _raw_get(url, "/sleep?s=1")
+    porch.wait_for(r"procapp: sleeping 1 ")
+    queued = [_raw_get(url, "/") for _ in range(5)]
+    porch.signal(signal.SIGTERM)
+    replies = [_read_all(slow)] + [_read_all(sock) for sock in queued]
+    assert porch.wait_exit() == 0
+    for reply in replies:
+        assert reply.startswith(b"HTTP/1.1 200 "), reply
+    assert replies[0].endswith(b"slept 1")
+
+
+def test_unix_socket_serves_and_is_removed(start_porch: StartPorch, tmp_path: Path) -> None:
+    path = tmp_path / "porch.sock"
+    porch = start_porch(APP, "-b", f"unix:{path}", "--socket-mode", "600")
+    assert porch.wait_ready() == f"unix:{path}"
+    assert (path.stat().st_mode & 0o777) == 0o600
+    transport = httpx.HTTPTransport(uds=str(path))
+    with httpx.Client(transport=transport, base_url="http://porch", timeout=10) as client:
+        assert client.get("/").text == "ok"
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGQUIT])
+def test_fast_stop_does_not_wait_for_requests(start_porch: StartPorch, signum: int) -> None:
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "--graceful-timeout", "60")
+    url = porch.wait_ready()
+    slow = _raw_get(url, "/sleep?s=30")
+    porch.wait_for(r"procapp: sleeping 30 ")
+    started = time.monotonic()
+    porch.signal(signum)
+    assert porch.wait_exit(timeout=15) == 0
+    assert time.monotonic() - started < 10
+    assert b"slept" not in _read_all(slow)
+
+
+def test_graceful_timeout_kills_late_workers(start_porch: StartPorch) -> None:
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "--graceful-timeout", "1", "-t", "0")
+    url = porch.wait_ready()
+    slow = _raw_get(url, "/sleep?s=30")
+    porch.wait_for(r"procapp: sleeping 30 ")
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit(timeout=15) == 0
+    assert porch.count(r"Killing worker \d+: it did not stop in time") == 1
+    slow.close()
+
+
+def _write_app(tmp_path: Path, name: str, source: str) -> None:
+    (tmp_path / f"{name}.py").write_text(source)
+
+
+@pytest.mark.parametrize(
+    ("spec", "source", "message"),
+    [
+        ("nosuchmodule:app", None, "module 'nosuchmodule' not found"),
+        ("noattr:app", "x = 1\n", "has no attribute 'app'"),
+        ("boom:app", "raise RuntimeError('boom at import')\n", "importing 'boom': RuntimeError"),
+    ],
+)
+def test_bad_app_exits_4_once_without_fork_loop(
+    start_porch: StartPorch, tmp_path: Path, spec: str, source: str | None, message: str
+) -> None:
+    if source is not None:
+        _write_app(tmp_path, spec.split(":")[0], source)
+    porch = start_porch(spec, "-b", "127.0.0.1:0", "-w", "3")
+    assert porch.wait_exit(timeout=15) == ExitCode.APP_LOAD_ERROR
+    assert porch.count(message) == 1, porch.log()
+    assert porch.count("Failed to load the application") == 1
+    assert len(porch.worker_pids()) == 1  # the canary only: no fork loop
+    assert porch.count(r"Stopping: the application could not be loaded") == 1
+    if "boom" in spec:
+        assert porch.count(r"Traceback \(most recent call last\)") == 1
+        assert porch.count(r'File ".*boom\.py", line 1') == 1
+
+
+def test_bad_app_with_preload_fails_in_the_master(start_porch: StartPorch, tmp_path: Path) -> None:
+    _write_app(tmp_path, "boom", "raise RuntimeError('boom at import')\n")
+    porch = start_porch("boom:app", "-b", "127.0.0.1:0", "--preload")
+    assert porch.wait_exit(timeout=15) == ExitCode.APP_LOAD_ERROR
+    assert porch.count("Failed to load the application: .*RuntimeError: boom at import") == 1
+    assert porch.count(r"Traceback \(most recent call last\)") == 1
+    assert porch.worker_pids() == []
+
+
+def test_bind_error_is_reported(start_porch: StartPorch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        porch = start_porch(APP, "-b", f"127.0.0.1:{port}")
+        assert porch.wait_exit(timeout=15) == ExitCode.ERROR
+    assert porch.count(rf"cannot bind 127\.0\.0\.1:{port}: address already in use") == 1
+    assert porch.worker_pids() == []
+
+
+def test_systemd_socket_activation(start_porch: StartPorch) -> None:
+    """LISTEN_FDS: porch serves on the inherited fd 3 (a shim sets LISTEN_PID, then execs)."""
+    with socket.socket() as passed:
+        passed.bind(("127.0.0.1", 0))
+        passed.listen(16)
+        port = passed.getsockname()[1]
+        fd = passed.fileno()
+        shim = (
+            f"import os, sys; os.dup2({fd}, 3); os.close({fd}); "
+            "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'porch', *sys.argv[1:]])"
+        )
+        porch = start_porch(APP, "-b", "127.0.0.1:1", pass_fds=(fd,),
+                            command=[sys.executable, "-c", shim])  # fmt: skip
+    assert porch.wait_ready() == f"http://127.0.0.1:{port}"
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text == "ok"
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0

@@ -81,14 +81,14 @@ class Porch:
         """The first log line at or after ``after`` matching ``pattern``; fail after ``timeout``."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
-        index = after
+        start = after
         with self._cond:
             while True:
-                for index in range(index, len(self.lines)):
-                    match = regex.search(self.lines[index])
+                for line in self.lines[start:]:
+                    match = regex.search(line)
                     if match:
                         return match
-                index = len(self.lines)
+                start = len(self.lines)
                 remaining = deadline - time.monotonic()
                 if self.eof or remaining <= 0:
                     why = "porch exited" if self.eof else f"{timeout}s passed"

@@ -106,8 +106,11 @@ class Porch:
         self.url = match.group(2).split(",")[0]
         return self.url
 
-    def worker_pids(self) -> list[int]:
-        return [int(m) for m in re.findall(r"Booting worker with pid: (\d+)", self.log())]
+    def worker_pids(self, *, after: int = 0) -> list[int]:
+        """Pids of the workers booted (logged) at or after the log position ``after``."""
+        with self._cond:
+            text = "\n".join(self.lines[after:])
+        return [int(m) for m in re.findall(r"Booting worker with pid: (\d+)", text)]
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)

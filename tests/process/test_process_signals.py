@@ -1,0 +1,178 @@
+"""The real porch command: HUP reload under load, failed reload, TTIN/TTOU, USR1, kill -9."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from conftest import APPS, Porch
+
+StartPorch = Callable[..., Porch]
+APP = "procapp:app"
+
+
+class LoadClient:
+    """A thread doing keep-alive requests to /pid in a loop; records failures and pids seen."""
+
+    def __init__(self, porch: Porch) -> None:
+        self.client = porch.client()
+        self.pids: list[int] = []
+        self.failures: list[str] = []
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LoadClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.client.close()
+
+    def _run(self) -> None:
+        for _ in range(1_000_000):  # bounded; stopped by __exit__ long before
+            if self._stop.is_set():
+                return
+            try:
+                response = self.client.get("/pid")
+                ok = response.status_code == 200
+                outcome = int(response.text) if ok else f"status {response.status_code}"
+            except httpx.HTTPError as exc:
+                outcome = repr(exc)
+            with self._cond:
+                if isinstance(outcome, int):
+                    self.pids.append(outcome)
+                else:
+                    self.failures.append(outcome)
+                self._cond.notify_all()
+
+    def wait_served_by(self, pids: set[int], timeout: float = 20.0) -> None:
+        """Wait until one of ``pids`` answered this client."""
+        with self._cond:
+            found = self._cond.wait_for(lambda: bool(pids & set(self.pids[-50:])), timeout)
+        assert found, f"no answer from {pids} (failures: {self.failures[:3]})"
+
+
+def test_hup_under_load_has_no_failed_request(start_porch: StartPorch) -> None:
+    """A keep-alive client loops through two HUP reloads: no failure, all pids change."""
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "2")
+    porch.wait_ready()
+    generation = set(porch.worker_pids())
+    seen = set(generation)
+    with LoadClient(porch) as load:
+        load.wait_served_by(generation)
+        for _ in range(2):
+            mark = porch.mark()
+            porch.signal(signal.SIGHUP)
+            porch.wait_for("reload complete: 2 new workers serving, stopping 2 old", after=mark)
+            for old in generation:
+                porch.wait_for(rf"Worker {old} stopped \(exit code 0\)", after=mark)
+            generation = set(porch.worker_pids(after=mark))
+            assert len(generation) == 2 and not generation & seen
+            seen |= generation
+            load.wait_served_by(generation)
+    assert load.failures == [], load.failures[:5]
+    assert len(load.pids) > 20
+    with porch.client() as client:
+        assert {int(client.get("/pid").text) for _ in range(20)} <= generation
+
+
+def test_hup_with_broken_app_keeps_old_workers(start_porch: StartPorch, tmp_path: Path) -> None:
+    shutil.copy(APPS / "procapp.py", tmp_path / "hupapp.py")
+    porch = start_porch("hupapp:app", "-b", "127.0.0.1:0", "-w", "2")
+    porch.wait_ready()
+    old = set(porch.worker_pids())
+    (tmp_path / "hupapp.py").write_text("raise RuntimeError('broken by the deploy')\n")
+    mark = porch.mark()
+    porch.signal(signal.SIGHUP)
+    porch.wait_for(r"reload failed: the application could not be loaded", after=mark)
+    assert porch.count("Failed to load the application: .*broken by the deploy") == 1
+    assert porch.count(r"Traceback \(most recent call last\)") == 1
+    assert len(porch.worker_pids()) == 3  # one canary, no fork loop
+    with porch.client() as client:
+        assert {int(client.get("/pid").text) for _ in range(20)} <= old
+    # Fix the app: the next HUP succeeds.
+    shutil.copy(APPS / "procapp.py", tmp_path / "hupapp.py")
+    mark = porch.mark()
+    porch.signal(signal.SIGHUP)
+    porch.wait_for("reload complete", after=mark)
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+
+
+def test_ttin_and_ttou(start_porch: StartPorch) -> None:
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "1")
+    porch.wait_ready()
+    mark = porch.mark()
+    porch.signal(signal.SIGTTIN)
+    porch.wait_for("Number of workers: 2", after=mark)
+    porch.wait_for(r"Booting worker with pid: \d+", after=mark)
+    assert len(porch.worker_pids()) == 2
+    mark = porch.mark()
+    porch.signal(signal.SIGTTOU)
+    porch.wait_for("Number of workers: 1", after=mark)
+    stopped = porch.wait_for(r"Stopping worker (\d+) \(1 wanted\)", after=mark).group(1)
+    porch.wait_for(rf"Worker {stopped} stopped \(exit code 0\)", after=mark)
+    # Never below one: TTOU at 1 is ignored, so the TTIN after it gives 2 (not 1).
+    mark = porch.mark()
+    porch.signal(signal.SIGTTOU)
+    porch.wait_for("Handling signal: ttou", after=mark)
+    porch.signal(signal.SIGTTIN)
+    porch.wait_for("Number of workers: 2", after=mark)
+    assert porch.count("Number of workers: 0") == 0
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+
+
+def test_killed_worker_is_replaced(start_porch: StartPorch) -> None:
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "2")
+    porch.wait_ready()
+    with porch.client() as client:
+        victim = int(client.get("/pid").text)
+    mark = porch.mark()
+    os.kill(victim, signal.SIGKILL)
+    porch.wait_for(rf"Worker {victim} was killed by SIGKILL", after=mark)
+    new = int(porch.wait_for(r"Booting worker with pid: (\d+)", after=mark).group(1))
+    assert new != victim
+    with porch.client() as client:
+        assert victim not in {int(client.get("/pid").text) for _ in range(20)}
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+
+
+def test_crashing_worker_exit_code_is_logged(start_porch: StartPorch) -> None:
+    porch = start_porch(APP, "-b", "127.0.0.1:0")
+    porch.wait_ready()
+    with porch.client() as client:
+        victim = int(client.get("/pid").text)
+    mark = porch.mark()
+    os.kill(victim, signal.SIGSEGV)
+    porch.wait_for(rf"Worker {victim} died \(signal SIGSEGV\); replacing it", after=mark)
+    porch.wait_for(r"Booting worker with pid: \d+", after=mark)
+
+
+def test_usr1_reopens_log_files(start_porch: StartPorch, tmp_path: Path) -> None:
+    access = tmp_path / "access.log"
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "2", "--access-logfile", str(access))
+    porch.wait_ready()
+    with porch.client() as client:
+        client.get("/before")
+    rotated = tmp_path / "access.log.1"
+    access.rename(rotated)
+    mark = porch.mark()
+    porch.signal(signal.SIGUSR1)
+    porch.wait_for(r"Log files reopened; USR1 sent to 2 workers", after=mark)
+    with porch.client() as client:
+        client.get("/after")
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+    assert "/before" in rotated.read_text()
+    assert "/after" in access.read_text()
+    assert "/after" not in rotated.read_text()

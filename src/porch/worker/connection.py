@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
 from porch.protocol.h1 import H1Parser
+from porch.worker.context import WorkerContext, reason_phrase
+from porch.worker.dispatch import BodyUnavailable, Exchange
 from porch.wsgi.environ import build_environ
 from porch.wsgi.input import EMPTY_INPUT, BufferedInput
-from porch.worker.context import WorkerContext, reason_phrase
-from porch.worker.dispatch import Exchange
 
 if TYPE_CHECKING:
     import threading
@@ -34,17 +34,15 @@ IDLE, HEAD, BODY, APP = 0, 1, 2, 3
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class BodyUnavailable(OSError):
-    """The app asked for a request body the client never finished sending."""
-
-
 class HTTPConnection(asyncio.Protocol):
     """Drives one client connection (see module docstring)."""
 
     __slots__ = (
+        "_sendfile",
         "body_done",
         "body_event",
         "closed",
+        "closing",
         "ctx",
         "deadline",
         "early",
@@ -53,6 +51,7 @@ class HTTPConnection(asyncio.Protocol):
         "in_process",
         "input",
         "parser",
+        "peer_eof",
         "pending",
         "reading_paused",
         "remote_addr",
@@ -60,7 +59,6 @@ class HTTPConnection(asyncio.Protocol):
         "state",
         "transport",
         "write_paused",
-        "_sendfile",
     )
 
     def __init__(self, ctx: WorkerContext) -> None:
@@ -79,7 +77,9 @@ class HTTPConnection(asyncio.Protocol):
         self.in_process = False
         self.write_paused = False
         self.reading_paused = False
-        self.closed = False
+        self.closing = False  # we closed or aborted: nothing more is read, parsed or written
+        self.closed = False  # connection_lost() ran
+        self.peer_eof = False  # the client will send nothing more
         self.remote_addr = ""
         self.remote_port = ""
         self._sendfile: _SendFile | None = None
@@ -96,6 +96,8 @@ class HTTPConnection(asyncio.Protocol):
         self.deadline = ctx.now + ctx.config.header_timeout
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
         ctx = self.ctx
         state = self.state
         if state == IDLE:
@@ -114,12 +116,14 @@ class HTTPConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         # A half-closed client still gets the responses to what it sent.
+        self.peer_eof = True
         if self.exchange is None and not self.pending:
             self._close()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self.closed = self.closing = True
+        self.pending.clear()
         self.ctx.connections.discard(self)
         if self._sendfile is not None:
             self._sendfile.stop(ok=False)
@@ -149,7 +153,7 @@ class HTTPConnection(asyncio.Protocol):
         self.in_process = True
         pending = self.pending
         try:
-            while pending and (self.exchange is None or self.early) and not self.closed:
+            while pending and (self.exchange is None or self.early) and not self.closing:
                 event = pending.popleft()
                 kind = type(event)
                 if kind is BodyData:
@@ -163,7 +167,7 @@ class HTTPConnection(asyncio.Protocol):
                     self._reject(event)  # type: ignore[arg-type]
         finally:
             self.in_process = nested
-        if not nested and self.reading_paused and self.exchange is None and not self.closed:
+        if not nested and self.reading_paused and self.exchange is None and not self.closing:
             self.reading_paused = False
             assert self.transport is not None
             self.transport.resume_reading()
@@ -224,12 +228,15 @@ class HTTPConnection(asyncio.Protocol):
             self.input = None
         self.head = None
         self.early = False
-        if not keep_alive or body_incomplete or self.closed:
+        if not keep_alive or body_incomplete or self.closing:
             self._close()
             return
         if self.pending:
             self.state = HEAD
             self.deadline = ctx.now + ctx.config.header_timeout
+        elif self.peer_eof:  # answered everything the half-closed client sent
+            self._close()
+            return
         else:
             self.state = IDLE
             grace = 1.0 if ctx.stopping else ctx.config.keep_alive
@@ -252,10 +259,10 @@ class HTTPConnection(asyncio.Protocol):
             raise BodyUnavailable("the client did not send the request body")
 
     def _body_ready(self) -> bool:
-        return self.body_done and not self.closed
+        return self.body_done and not self.closing
 
     def _start_early_body(self) -> None:
-        if self.closed or self._body_ready():
+        if self.closing or self._body_ready():
             if self.body_event is not None:
                 self.body_event.set()
             return
@@ -283,7 +290,7 @@ class HTTPConnection(asyncio.Protocol):
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         timeout_ms = int(self.ctx.config.body_timeout * 1000)
-        while self.early and not self.closed:
+        while self.early and not self.closing:
             if not poller.poll(timeout_ms):
                 raise BodyUnavailable("timed out waiting for the request body")
             try:
@@ -300,20 +307,22 @@ class HTTPConnection(asyncio.Protocol):
     # --- output ------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if not self.closed:
+        if not self.closing:
             assert self.transport is not None
             self.transport.write(data)
 
     def abort(self) -> None:
         """Drop the connection now (a response that cannot be completed)."""
-        if self.transport is not None and not self.closed:
+        self.pending.clear()
+        if self.transport is not None and not self.closing:
+            self.closing = True
             self.transport.abort()
 
     def sendfile(self, fd: int, offset: int, count: int, done: Callable[[bool], None]) -> None:
         """Send ``count`` bytes of file ``fd`` from ``offset`` with os.sendfile."""
         assert self.transport is not None
         sock = self.transport.get_extra_info("socket")
-        if sock is None or self.closed:
+        if sock is None or self.closing:
             done(False)
             return
         self._sendfile = _SendFile(self, os.dup(sock.fileno()), fd, offset, count, done)
@@ -322,18 +331,23 @@ class HTTPConnection(asyncio.Protocol):
         self._sendfile = None
 
     def _pause_reading(self) -> None:
-        if not self.reading_paused and not self.closed:
+        if not self.reading_paused and not self.closing:
             self.reading_paused = True
             assert self.transport is not None
             self.transport.pause_reading()
 
     def _close(self) -> None:
-        if self.transport is not None and not self.closed:
+        # Requests pipelined behind the last answered one are never served.
+        self.pending.clear()
+        if self.transport is not None and not self.closing:
+            self.closing = True
             self.transport.close()
 
     def _reject(self, event: BadRequest) -> None:
         error_log.info(
-            "rejected request from %s: %d %s", self.remote_addr or "unix", event.status,
+            "rejected request from %s: %d %s",
+            self.remote_addr or "unix",
+            event.status,
             event.message,
         )
         self.send_error(event.status, event.message)
@@ -357,10 +371,15 @@ class HTTPConnection(asyncio.Protocol):
     def on_deadline(self) -> None:
         state = self.state
         self.deadline = 0.0
+        exchange = self.exchange
         if state == IDLE:
             self._close()
-        elif state in (HEAD, BODY) and self.exchange is None:
-            self.send_error(408, "request not received in time")
+        elif (state in (HEAD, BODY) and exchange is None) or self.early:
+            # RFC 9110 §15.5.9; also a body the app waits for (Expect: 100-continue).
+            if exchange is None or exchange.framing is None:
+                self.send_error(408, "request not received in time")
+            else:
+                self.abort()
         else:  # a client that stopped reading our response
             error_log.info("write timeout to %s: connection dropped", self.remote_addr or "unix")
             self.abort()

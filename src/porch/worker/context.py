@@ -33,7 +33,7 @@ class InFlight:
     __slots__ = ("requests",)
 
     def __init__(self) -> None:
-        self.requests: dict[int, tuple[str, str, float, HTTPConnection]] = {}
+        self.requests: dict[int, tuple[str, bytes, float, HTTPConnection]] = {}
 
 
 class WorkerContext:

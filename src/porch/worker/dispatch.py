@@ -37,6 +37,14 @@ class ClientGone(Exception):
     """The client disconnected while the app was still producing the response."""
 
 
+class BodyUnavailable(OSError):
+    """The app asked for a request body the client never finished sending (a peer error).
+
+    Raised from ``wsgi.input`` reads (Expect: 100-continue bodies are read while
+    the app runs). Unless the app handles it, the client gets a 408, not a 500.
+    """
+
+
 class Exchange:
     """Runs the app for one request and streams its response (see module docstring)."""
 
@@ -84,8 +92,9 @@ class Exchange:
     def _begin(self, content_length: int | None) -> bytes:
         """Freeze status and headers; return the serialized head."""
         sr = self.sr
+        if not sr.status:
+            raise RuntimeError("the app produced a body without calling start_response")
         head = self.head
-        computed = sr.content_length is None and content_length is not None
         framing = self.framing = ResponseFraming(
             method=head.method,
             http_version=head.http_version,
@@ -104,7 +113,11 @@ class Exchange:
                 has_server = True
         if not has_server:
             extra += ctx.server_header
-        if computed and sr.status_code not in (204, 304) and sr.status_code >= 200:
+        if (
+            sr.content_length is None
+            and content_length is not None
+            and sr.status_code not in (204, 304)
+        ):
             extra += b"Content-Length: %d\r\n" % content_length
         sr.headers_sent = True
         return framing.head(
@@ -126,18 +139,11 @@ class Exchange:
         """A list result: one write with a computed Content-Length."""
         body = result[0] if len(result) == 1 else b"".join(result)
         if self.framing is None:
-            if not self.sr.status:
-                raise RuntimeError("the app returned without calling start_response")
             return self._begin(len(body)) + self._frame_body(body) if body else self._begin(0)
         return self._frame_body(body)
 
     def _tail(self) -> bytes:
-        if self.framing is None:
-            if not self.sr.status:
-                raise RuntimeError("the app returned without calling start_response")
-            data = self._begin(0)
-        else:
-            data = b""
+        data = self._begin(0) if self.framing is None else b""
         assert self.framing is not None
         return data + self.framing.end()
 
@@ -145,35 +151,49 @@ class Exchange:
         framing = self.framing
         return framing is not None and framing.keep_alive and framing.complete
 
-    def _error_response(self) -> bytes:
-        self.sr.status = _ERROR_500
-        self.sr.status_code = 500
-        ctx = self.ctx
-        return (
-            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
-            b"Content-Length: %d\r\n" % len(_ERROR_BODY)
-            + ctx.date_header
-            + ctx.server_header
-            + b"\r\n"
-            + (b"" if self.head.method == "HEAD" else _ERROR_BODY)
+    def _error_response(self) -> tuple[bytes, bool]:
+        """The 500 for an app that failed before its head went out, and whether to keep alive."""
+        sr = self.sr
+        sr.status, sr.status_code = _ERROR_500, 500
+        head, ctx = self.head, self.ctx
+        framing = ResponseFraming(
+            method=head.method,
+            http_version=head.http_version,
+            status_code=500,
+            content_length=len(_ERROR_BODY),
+            keep_alive=head.keep_alive and ctx.keep_alive and not ctx.stopping,
         )
+        sr.headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(_ERROR_BODY)))]
+        data = framing.head(
+            http_version=head.http_version,
+            status=sr.status,
+            headers=sr.headers,
+            extra=ctx.date_header + ctx.server_header,
+        )
+        return data + framing.body(_ERROR_BODY), framing.keep_alive
 
-    def _log_app_error(self) -> None:
+    def _log_failure(self, exc: Exception) -> None:
         head = self.head
-        error_log.exception(
-            "Error handling request %s %s", head.method, head.path.decode("latin-1")
-        )
+        path = head.path.decode("latin-1")
+        if isinstance(exc, BodyUnavailable):  # the client's fault: no traceback
+            error_log.info("%s %s: %s", head.method, path, exc)
+        else:
+            error_log.error("Error handling request %s %s", head.method, path, exc_info=exc)
 
     def _access(self) -> None:
         access = self.ctx.access_log
         if access.enabled:
             access.log(
-                self.environ, self.sr.status, self.sr.headers, self.body_bytes,
+                self.environ,
+                self.sr.status,
+                self.sr.headers,
+                self.body_bytes,
                 time.monotonic() - self.started,
             )
 
     def _close_result(self) -> None:
-        close = getattr(self.result, "close", None)
+        result, self.result = self.result, None  # close() exactly once
+        close = getattr(result, "close", None)
         if close is not None:
             try:
                 close()
@@ -215,8 +235,10 @@ class Exchange:
                 self._sendfile(source)
                 return
             self.iterator = iter(result)
-        except Exception:
-            self._fail()
+        except Exception as exc:
+            self._log_failure(exc)
+            self._close_result()
+            self._answer_failure(exc)
             return
         finally:
             inflight.pop(ident, None)
@@ -240,8 +262,10 @@ class Exchange:
                 if conn.write_paused:
                     return  # resume() continues from here
             conn.write(self._tail())
-        except Exception:
-            self._fail()
+        except Exception as exc:
+            self._log_failure(exc)
+            self._close_result()
+            self._answer_failure(exc)
             return
         finally:
             inflight.pop(ident, None)
@@ -263,7 +287,10 @@ class Exchange:
             with cond:
                 cond.notify_all()
         elif self.iterator is not None and self.conn.write_paused:
-            self._close_result()  # the paused iteration will never resume
+            # The paused iteration will never resume.
+            self._close_result()
+            self._access()
+            self.conn.exchange_done(False)
 
     def _write_from_app(self, data: bytes) -> None:
         """The legacy ``write()`` callable of PEP 3333."""
@@ -274,17 +301,25 @@ class Exchange:
         else:
             self._send_threaded(self._frame(data))
 
-    def _fail(self) -> None:
-        self._log_app_error()
-        if self.framing is None:
-            self.conn.write(self._error_response())
-            self._close_result()
+    def _answer_failure(self, exc: Exception) -> None:
+        """On the loop, once the app failed (logged, result closed): 500, 408 or abort.
+
+        Once the head is out the response cannot be completed: the connection is
+        aborted so the client sees a truncated body, never a "complete" wrong one.
+        """
+        conn = self.conn
+        if self.framing is not None:
             self._access()
-            self.conn.exchange_done(True)
+            conn.abort()
+            conn.exchange_done(False)
+        elif isinstance(exc, BodyUnavailable):
+            conn.send_error(408, str(exc))
+            conn.exchange_done(False)
         else:
-            self._close_result()
-            self.conn.abort()
-            self.conn.exchange_done(False)
+            data, keep_alive = self._error_response()
+            self._access()
+            conn.write(data)
+            conn.exchange_done(keep_alive)
 
     def _finish(self) -> None:
         self._close_result()
@@ -332,16 +367,13 @@ class Exchange:
             tail = self._tail()
         except ClientGone:
             self._close_result()
+            self._access()
+            loop.call_soon_threadsafe(self.conn.exchange_done, False)
             return
-        except Exception:
-            self._log_app_error()
+        except Exception as exc:
+            self._log_failure(exc)
             self._close_result()
-            if self.framing is None:
-                data = self._error_response()
-                self._access()
-                loop.call_soon_threadsafe(self._threaded_done, data, True)
-            else:
-                loop.call_soon_threadsafe(self._threaded_abort)
+            loop.call_soon_threadsafe(self._answer_failure, exc)
             return
         finally:
             inflight.pop(ident, None)
@@ -381,10 +413,6 @@ class Exchange:
         if data:
             self.conn.write(data)
         self.conn.exchange_done(keep_alive)
-
-    def _threaded_abort(self) -> None:
-        self.conn.abort()
-        self.conn.exchange_done(False)
 
 
 def current_frames() -> dict[int, Any]:

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, NoReturn
 
 from porch.errors import AppLoadError, ExitCode
 from porch.log import AccessLog, reopen_log_files
-from porch.wsgi.environ import base_environ
-from porch.wsgi.file_wrapper import FileWrapper
-from porch.wsgi.loader import load_app
 from porch.worker.connection import HTTPConnection
 from porch.worker.context import WorkerContext
 from porch.worker.watchdog import Watchdog
+from porch.wsgi.environ import base_environ
+from porch.wsgi.file_wrapper import FileWrapper
+from porch.wsgi.loader import load_app
 
 if TYPE_CHECKING:
     from porch.config.settings import Config
@@ -30,8 +30,16 @@ if TYPE_CHECKING:
 error_log = logging.getLogger("porch.error")
 
 _MASTER_SIGNALS = (
-    signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
-    signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD, signal.SIGWINCH,
+    signal.SIGHUP,
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGCHLD,
+    signal.SIGWINCH,
 )
 
 
@@ -57,6 +65,9 @@ def run_worker(
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed; ``PORCH_LOOP=asyncio`` forces the stdlib loop (tests, debugging)."""
+    if os.environ.get("PORCH_LOOP") == "asyncio":
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:
@@ -96,7 +107,8 @@ class Worker:
         if app is None:
             try:
                 app = load_app(
-                    self.config.app or "", chdir=self.config.chdir,
+                    self.config.app or "",
+                    chdir=self.config.chdir,
                     pythonpath=self.config.pythonpath,
                 )
             except AppLoadError as exc:
@@ -128,9 +140,13 @@ class Worker:
             loop=self.loop,
             access_log=AccessLog(config),
             base_environ=base_environ(
-                server_name=name, server_port=port, url_scheme="http",
-                multithread=config.threads > 1, multiprocess=config.workers > 1,
-                errors=sys.stderr, file_wrapper=FileWrapper,
+                server_name=name,
+                server_port=port,
+                url_scheme="http",
+                multithread=config.threads > 1,
+                multiprocess=config.workers > 1,
+                errors=sys.stderr,
+                file_wrapper=FileWrapper,
             ),
             on_request_limit=self._request_limit,
         )
@@ -138,8 +154,10 @@ class Worker:
             ctx.max_requests = config.max_requests + random.randint(0, config.max_requests_jitter)
         if config.timeout > 0:
             self.watchdog = Watchdog(
-                inflight=ctx.inflight, timeout_s=config.timeout,
-                loop_thread=threading.get_ident(), on_hung=self._hung,
+                inflight=ctx.inflight,
+                timeout_s=config.timeout,
+                loop_thread=threading.get_ident(),
+                on_hung=self._hung,
             )
             self.watchdog.start()
         return ctx

@@ -1,0 +1,119 @@
+"""Expect: 100-continue (RFC 9110 §10.1.1): the app decides whether the body is wanted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import Serve
+from live_worker import Probe, get, validated
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+HEAD = b"POST /upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n"
+CHUNKED_HEAD = (
+    b"POST /upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def make_app(probe: Probe) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/upload" and environ.get("HTTP_AUTHORIZATION") != "yes":
+            probe.emit("refused")
+            start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+            return [b"no"]
+        body = b""
+        while True:
+            part = environ["wsgi.input"].read(4096)
+            if not part:
+                break
+            body += part
+        probe.emit(f"read {len(body)}")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"got " + body]
+
+    return validated(app)
+
+
+def authorized(head: bytes) -> bytes:
+    return head.replace(b"Host: t\r\n", b"Host: t\r\nAuthorization: yes\r\n")
+
+
+def test_100_is_sent_when_the_app_reads(serve: Serve, probe: Probe) -> None:
+    worker = serve(make_app(probe))
+    with worker.connect() as conn:
+        conn.send(authorized(HEAD))
+        assert conn.read_until(b"\r\n\r\n") == CONTINUE
+        conn.send(b"hello world")
+        response = conn.read_response()
+        assert response.status == 200
+        assert response.body == b"got hello world"
+        conn.send(get("/next"))  # keep-alive still works afterwards
+        assert conn.read_response().body == b"got "
+
+
+def test_100_with_a_chunked_body(serve: Serve, probe: Probe) -> None:
+    worker = serve(make_app(probe))
+    with worker.connect() as conn:
+        conn.send(authorized(CHUNKED_HEAD))
+        assert conn.read_until(b"\r\n\r\n") == CONTINUE
+        conn.send(b"5\r\nhello\r\n")
+        conn.send(b"6\r\n world\r\n0\r\n\r\n")
+        assert conn.read_response().body == b"got hello world"
+
+
+def test_no_100_when_the_app_answers_without_reading(serve: Serve, probe: Probe) -> None:
+    worker = serve(make_app(probe))
+    with worker.connect() as conn:
+        conn.send(HEAD)
+        response = conn.read_response()  # the first thing on the wire is the final answer
+        assert response.status == 401
+        assert response.body == b"no"
+        # The body was never read, so the connection cannot be reused: it closes.
+        assert conn.at_eof()
+    probe.expect("refused")
+
+
+def test_client_sending_the_body_anyway_before_a_refusal(serve: Serve, probe: Probe) -> None:
+    # Clients may send the body without waiting for 100 (RFC 9110 §10.1.1).
+    worker = serve(make_app(probe))
+    with worker.connect() as conn:
+        conn.send(HEAD + b"hello world" + get("/pipelined"))
+        response = conn.read_response()
+        assert response.status == 401
+        assert conn.at_eof()
+    probe.expect("refused")
+    assert "read 0" not in probe.drain()  # the pipelined request was not served
+
+
+def test_client_sending_the_body_anyway_to_a_reading_app(serve: Serve, probe: Probe) -> None:
+    worker = serve(make_app(probe))
+    with worker.connect() as conn:
+        conn.send(authorized(HEAD) + b"hello world" + get("/next"))
+        response = conn.read_response()
+        if response.status == 100:  # allowed, though the body was already there
+            response = conn.read_response()
+        assert response.body == b"got hello world"
+        assert conn.read_response().body == b"got "
+
+
+def test_expect_is_ignored_for_http10(serve: Serve, probe: Probe) -> None:
+    worker = serve(make_app(probe))
+    with worker.connect() as conn:
+        conn.send(authorized(HEAD).replace(b"HTTP/1.1", b"HTTP/1.0") + b"hello world")
+        response = conn.read_response()
+        assert response.status == 200
+        assert response.body == b"got hello world"
+
+
+def test_a_body_that_never_comes_after_100_times_out(serve: Serve, probe: Probe) -> None:
+    worker = serve(make_app(probe), body_timeout=0.5)
+    with worker.connect() as conn:
+        conn.send(authorized(HEAD))
+        assert conn.read_until(b"\r\n\r\n") == CONTINUE
+        conn.send(b"hel")  # then stall
+        response = conn.read_response()
+        assert response.status == 408  # the client's fault, not a 500
+        assert conn.at_eof()
+    assert "Error handling request" not in worker.log()
+    # The worker is still healthy.
+    assert worker.request(authorized(HEAD) + b"hello world").status in (100, 200)

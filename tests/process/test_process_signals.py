@@ -176,3 +176,22 @@ def test_usr1_reopens_log_files(start_porch: StartPorch, tmp_path: Path) -> None
     assert "/before" in rotated.read_text()
     assert "/after" in access.read_text()
     assert "/after" not in rotated.read_text()
+
+
+def test_hup_rereads_the_config_file(start_porch: StartPorch, tmp_path: Path) -> None:
+    config = tmp_path / "porch.toml"
+    config.write_text("workers = 1\n")
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-c", str(config))
+    porch.wait_ready()
+    config.write_text("workers = 3\n")
+    mark = porch.mark()
+    porch.signal(signal.SIGHUP)
+    porch.wait_for("reload complete: 3 new workers serving, stopping 1 old", after=mark)
+    config.write_text("workers = 'many'\n")
+    mark = porch.mark()
+    porch.signal(signal.SIGHUP)
+    porch.wait_for(r"reload failed: .*workers", after=mark)
+    with porch.client() as client:
+        assert client.get("/").text == "ok"
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import signal
 import socket
 import sys
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Porch
+from conftest import APPS, Porch
 
 from porch.errors import ExitCode
 
@@ -169,3 +172,25 @@ def test_systemd_socket_activation(start_porch: StartPorch) -> None:
     assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text == "ok"
     porch.signal(signal.SIGTERM)
     assert porch.wait_exit() == 0
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="switching users needs root")
+def test_workers_drop_privileges(start_porch: StartPorch) -> None:
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "--user", "nobody", "--group", "nogroup",
+                        cwd=APPS)  # fmt: skip
+    porch.wait_ready()
+    with porch.client() as client:
+        worker = int(client.get("/pid").text)
+    status = Path(f"/proc/{worker}/status").read_text()
+    nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    assert f"\nUid:\t{nobody}\t{nobody}\t{nobody}\t{nobody}\n" in status
+    assert f"\nGid:\t{nogroup}\t{nogroup}\t{nogroup}\t{nogroup}\n" in status
+    assert os.stat(f"/proc/{porch.pid}").st_uid == 0  # the master keeps its user
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+
+
+def test_unknown_user_is_a_usage_error(start_porch: StartPorch) -> None:
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "--user", "no-such-user-porch")
+    assert porch.wait_exit() == ExitCode.USAGE
+    assert porch.count("--user: .*'no-such-user-porch'") == 1

@@ -56,6 +56,12 @@ def test_exit_verdict(code: int, level: int, text: str) -> None:
     assert text in message
 
 
+def test_exit_verdict_before_serving() -> None:
+    level, message = exit_verdict(7, 0, "exit code 0", served=False)
+    assert level == logging.ERROR
+    assert message == "Worker 7 exited before serving (exit code 0); replacing it"
+
+
 def test_describe_status() -> None:
     assert describe_status(4 << 8) == "exit code 4"
     assert describe_status(signal.SIGSEGV) == "signal SIGSEGV"

@@ -329,9 +329,9 @@ class Arbiter:
         if unproven and (boot_error or self._failures + 1 >= BOOT_FAILURE_LIMIT):
             self._fail_generation(worker, code, how)
             return
-        level, message = exit_verdict(worker.pid, code, how)
+        level, message = exit_verdict(worker.pid, code, how, served=worker.ready)
         self._log.log(level, "%s", message)
-        if code != ExitCode.OK and not worker.ready:
+        if not worker.ready:
             self._note_failure()
 
     def _note_failure(self) -> None:

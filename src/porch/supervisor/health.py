@@ -33,8 +33,10 @@ def backoff_seconds(failures: int) -> float:
     return float(min(MAX_BACKOFF_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (failures - 2)))
 
 
-def exit_verdict(pid: int, code: int, how: str) -> tuple[int, str]:
+def exit_verdict(pid: int, code: int, how: str, *, served: bool = True) -> tuple[int, str]:
     """Log level and message for a worker that exited without being asked to."""
+    if not served and code in (ExitCode.OK, ExitCode.WORKER_TIMEOUT):
+        return logging.ERROR, f"Worker {pid} exited before serving ({how}); replacing it"
     if code == ExitCode.OK:
         return logging.INFO, f"Worker {pid} exited (recycled); replacing it"
     if code == ExitCode.WORKER_TIMEOUT:

@@ -134,3 +134,18 @@ def test_respawn_backs_off_then_recovers(start_porch: StartPorch, tmp_path: Path
     with porch.client() as client:
         assert client.get("/").text == "ok"  # waits in the backlog for the replacement
     assert porch.count("Stopping:") == 0
+
+
+def test_reload_without_watchfiles_says_what_to_install(
+    start_porch: StartPorch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "blocker" / "watchfiles"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('watchfiles is not installed')\n")
+    pythonpath = os.pathsep.join(
+        [str(tmp_path / "blocker"), str(APPS), str(APPS.parents[2] / "src")]
+    )
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "--reload", env={"PYTHONPATH": pythonpath})
+    assert porch.wait_exit() == ExitCode.USAGE
+    assert porch.count(r"--reload needs the watchfiles package: pip install 'porch\[reload\]'") == 1
+    assert porch.worker_pids() == []

@@ -12,6 +12,7 @@ import pytest
 from porch.errors import ConfigError
 from porch.supervisor.pidfile import remove_pidfile, write_pidfile
 from porch.supervisor.privileges import resolve_ids
+from porch.supervisor.reloader import watch_roots
 from porch.supervisor.signals import SignalQueue
 from porch.supervisor.workers import read_rss_bytes
 
@@ -69,3 +70,12 @@ def test_signal_queue_orders_signals_and_coalesces_sigchld() -> None:
         queue.restore()
     assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
     assert queue.fileno() == -1
+
+
+def test_watch_roots(tmp_path: Path) -> None:
+    base = str(tmp_path)
+    assert watch_roots("app:app", base) == [base]
+    assert watch_roots("sub/app.py", base) == [base]
+    outside = str(tmp_path.parent / "elsewhere" / "app.py")
+    assert watch_roots(f"{outside}:application", base) == [base, str(tmp_path.parent / "elsewhere")]
+    assert watch_roots(None, None) == [os.getcwd()]

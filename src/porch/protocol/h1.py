@@ -3,14 +3,15 @@
 httptools (llhttp) does the byte-level parsing and already refuses most
 smuggling vectors (Content-Length with Transfer-Encoding, duplicate or signed
 Content-Length, bare CR, NUL, obs-fold, whitespace before the colon, chunked not
-last). This module adds what llhttp leaves to the server: size limits, the
-version and Host rules, transfer codings we do not implement, Expect, and
-trailers that must never reach the app. It is the only module importing
-httptools.
+last). This module adds what llhttp leaves to the server: size limits (also on
+trailers), the version, Host and Connection rules, transfer codings we do not
+implement, Expect, and trailers that must never reach the app. It is the only
+module importing httptools.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import httptools
@@ -22,6 +23,12 @@ __all__ = ["H1Limits", "H1Parser", "ResponseFraming", "status_line"]
 
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _NO_BODY_STATUS = frozenset({204, 304})
+# RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]; an IP-literal in brackets.
+_HOST = re.compile(
+    rb"(?:\[[0-9A-Za-z:._~!$&'()*+,;=%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
+)
+# Bytes kept from the start of an unfinished request, only to classify a bad method.
+_CARRY_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,46 +52,62 @@ class H1Parser:
 
     ``feed(data)`` returns the events the data completed. A violation becomes a
     final :class:`BadRequest` event (after the events of the requests before it,
-    which are answered first); later data is ignored.
+    which are answered first); later data is ignored. After a request that ends
+    the connection (``keep_alive`` false) later data is ignored too: RFC 9112
+    §9.6 forbids processing further requests on it.
     """
 
     __slots__ = (
         "_body_bytes",
+        "_carry",
         "_chunked",
+        "_closing_at",
+        "_conn_close",
+        "_conn_keep_alive",
         "_content_length",
+        "_done",
         "_events",
         "_expect",
         "_failed",
+        "_had_te",
         "_head_bytes",
         "_headers",
         "_host_count",
+        "_idle",
         "_in_head",
+        "_keep_alive",
         "_limits",
         "_parser",
-        "_upgraded",
-        "_url",
+        "_stall_bytes",
         "_upgrade_header",
-        "_had_te",
+        "_url",
     )
 
     def __init__(self, *, limits: H1Limits) -> None:
         self._limits = limits
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser = _new_llhttp(self)
         self._events: list[Event] = []
         self._failed = False
-        self._upgraded = False
+        self._done = False
+        self._closing_at = -1
+        self._idle = True  # between two requests
+        self._carry: bytes | None = b""
+        self._stall_bytes = 0
+        self._head_bytes = 0  # since the end of the previous request, so leading CRLFs count
         self._reset_message()
 
     def _reset_message(self) -> None:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._head_bytes = 0
         self._in_head = True
         self._host_count = 0
         self._expect = False
         self._chunked = False
         self._had_te = False
         self._upgrade_header = False
+        self._conn_close = False
+        self._conn_keep_alive = False
+        self._keep_alive = True
         self._content_length: int | None = None
         self._body_bytes = 0
 
@@ -95,33 +118,48 @@ class H1Parser:
 
     def feed(self, data: bytes) -> list[Event]:
         """Parse ``data``; return the events it completed (possibly none)."""
-        if self._failed or self._upgraded:
+        if self._failed or self._done:
             return []
         events = self._events = []
+        carry = self._carry
         if self._in_head:
             self._head_bytes += len(data)
+        else:
+            self._stall_bytes += len(data)
+        error: tuple[int, str] | None = None
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            # llhttp stops at an Upgrade or CONNECT; porch upgrades nothing, so the
-            # request is answered as a plain one and the connection then closes.
-            self._upgraded = True
+            # llhttp stops at an Upgrade; porch upgrades nothing, so the request was
+            # answered as a plain one (keep_alive false) and the connection closes.
+            self._done = True
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, ProtocolError):
-                self._fail(cause.status, str(cause))
-            else:  # pragma: no cover - a bug in this module
+            if not isinstance(cause, ProtocolError):  # pragma: no cover - a bug here
                 raise
+            error = cause.status, str(cause)
         except httptools.HttpParserInvalidMethodError:
-            self._fail(*_method_error(data))
+            error = _method_error(None if carry is None else carry + data)
         except httptools.HttpParserError as exc:
-            self._fail(400, _parser_message(exc))
-        if (
-            not self._failed
-            and self._in_head
-            and self._head_bytes > self._limits.max_head_bytes
-        ):
-            self._fail(431, "request header block too large")
+            error = _parser_error(exc)
+        if self._closing_at >= 0:
+            del events[self._closing_at :]  # nothing after the last request counts
+            self._done = True
+            return events
+        if error is not None:
+            self._fail(*error)
+        elif self._in_head:
+            if self._head_bytes > self._limits.max_head_bytes:
+                self._fail(431, "request header block too large")
+        elif self._stall_bytes > self._limits.max_head_bytes:
+            # Bytes in the body phase that are no body: chunk-size lines,
+            # extensions, trailer fields. llhttp buffers a trailer field whole.
+            self._fail(431, "chunk metadata or trailer section too large")
+        if self._idle:
+            self._carry = b""
+        elif carry is not None:
+            carry += data
+            self._carry = carry if len(carry) <= _CARRY_MAX else None
         return events
 
     def _fail(self, status: int, message: str) -> None:
@@ -131,6 +169,7 @@ class H1Parser:
     # --- httptools callbacks (called from feed) ------------------------------
 
     def on_message_begin(self) -> None:
+        self._idle = False
         self._reset_message()
 
     def on_url(self, url: bytes) -> None:
@@ -144,6 +183,7 @@ class H1Parser:
         headers = self._headers
         if len(headers) >= self._limits.max_fields:
             raise ProtocolError(431, "too many request header fields")
+        value = value.rstrip(b" \t")  # RFC 9112 §5.1: OWS is not part of the value
         if len(name) + len(value) > self._limits.max_field_size:
             raise ProtocolError(431, "request header field too large")
         headers.append((name, value))
@@ -156,6 +196,14 @@ class H1Parser:
         elif lname == b"transfer-encoding":
             self._had_te = True
             _check_transfer_coding(value)
+        elif lname == b"connection":
+            # RFC 9112 §9.3: "close" ends the connection whatever else is listed.
+            for token in value.lower().split(b","):
+                token = token.strip(b" \t")
+                if token == b"close":
+                    self._conn_close = True
+                elif token == b"keep-alive":
+                    self._conn_keep_alive = True
         elif lname == b"expect":
             if value.strip().lower() != b"100-continue":
                 raise ProtocolError(417, "unsupported expectation")
@@ -165,10 +213,9 @@ class H1Parser:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._stall_bytes = 0
         parser = self._parser
-        version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
-            raise ProtocolError(505, "HTTP version not supported")
+        version = _http_version(parser.get_http_version())
         if self._host_count > 1 or (version == "1.1" and self._host_count == 0):
             # RFC 9112 §3.2: exactly one Host in HTTP/1.1
             raise ProtocolError(400, "missing or duplicate Host header")
@@ -178,8 +225,12 @@ class H1Parser:
         if method == "CONNECT":
             raise ProtocolError(501, "CONNECT is not supported")
         path, query, host = _split_target(self._url, method)
-        if host is None and self._host_count:
-            host = next(v for n, v in self._headers if len(n) == 4 and n.lower() == b"host")
+        if self._host_count:
+            header_host = next(v for n, v in self._headers if len(n) == 4 and n.lower() == b"host")
+            if _HOST.fullmatch(header_host) is None:
+                raise ProtocolError(400, "invalid Host header")  # RFC 9112 §3.2
+            if host is None:
+                host = header_host
         chunked = self._had_te  # llhttp accepts TE only when chunked is final
         content_length = None if chunked else _content_length(self._headers)
         if self._upgrade_header and (chunked or content_length):
@@ -187,7 +238,10 @@ class H1Parser:
         max_body = self._limits.max_body_bytes
         if max_body and content_length is not None and content_length > max_body:
             raise ProtocolError(413, "request body too large")
-        keep_alive = bool(parser.should_keep_alive()) and not self._upgrade_header
+        # RFC 9112 §9.3; porch upgrades nothing, so an Upgrade request is the last.
+        keep_alive = self._keep_alive = not (self._conn_close or self._upgrade_header) and (
+            version == "1.1" or self._conn_keep_alive
+        )
         self._events.append(
             RequestHead(
                 method=method,
@@ -204,20 +258,47 @@ class H1Parser:
         )
 
     def on_body(self, body: bytes) -> None:
+        self._stall_bytes = 0
         self._body_bytes += len(body)
         max_body = self._limits.max_body_bytes
         if max_body and self._body_bytes > max_body:
+            # Deliver exactly max_body_bytes first, so the events do not depend
+            # on how the body was split into reads.
+            room = len(body) - (self._body_bytes - max_body)
+            if room > 0:
+                self._events.append(BodyData(data=body[:room]))
             raise ProtocolError(413, "request body too large")
         self._events.append(BodyData(data=body))
 
     def on_message_complete(self) -> None:
         self._events.append(_END)
         self._head_bytes = 0
+        self._stall_bytes = 0
         self._in_head = True
+        self._idle = True
+        if not self._keep_alive and self._closing_at < 0:
+            self._closing_at = len(self._events)
 
 
 _END = EndOfMessage()
-_SPECIAL_LENGTHS = frozenset({4, 6, 7, 17})  # host, expect, upgrade, transfer-encoding
+# host, expect, upgrade, connection, transfer-encoding
+_SPECIAL_LENGTHS = frozenset({4, 6, 7, 10, 17})
+
+
+def _new_llhttp(callbacks: object) -> httptools.HttpRequestParser:
+    parser = httptools.HttpRequestParser(callbacks)
+    # llhttp refuses versions other than 0.9, 1.0, 1.1 and 2.0 with a bare 400;
+    # _http_version applies RFC 9110 §2.5 and §15.6.6 to every version instead.
+    parser.set_dangerous_leniencies(lenient_version=True)
+    return parser
+
+
+def _http_version(version: str) -> str:
+    """RFC 9110 §2.5: a higher 1.x minor is handled as 1.1; another major is 505."""
+    major, _, minor = version.partition(".")
+    if major != "1":
+        raise ProtocolError(505, "HTTP version not supported")
+    return "1.0" if minor == "0" else "1.1"
 
 
 def _check_transfer_coding(value: bytes) -> None:
@@ -252,29 +333,75 @@ def _split_target(url: bytes, method: str) -> tuple[bytes, bytes, bytes | None]:
             qmark = rest.find(b"?")
             end = min(i for i in (slash, qmark, len(rest)) if i >= 0)
             host, url = rest[:end], rest[end:]
-            if not host or b"@" in host:
+            # RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid.
+            if not host or host[:1] == b":" or _HOST.fullmatch(host) is None:
                 raise ProtocolError(400, "invalid absolute-form request-target")
             if url[:1] != b"/":
                 url = b"/" + url
         else:
             raise ProtocolError(400, "invalid request-target")
-    path, sep, query = url.partition(b"?")
+    path, _, query = url.partition(b"?")
     if b"#" in path or b"#" in query:
         raise ProtocolError(400, "fragment in request-target")
     return path, query, host
 
 
-def _method_error(data: bytes) -> tuple[int, str]:
-    # RFC 9110 §9.1: a well-formed but unknown method is 501; garbage is 400.
-    token = data.lstrip(b"\r\n").split(b" ", 1)[0]
-    if token and len(token) < 32 and all(ch in _TCHAR for ch in token):
+def _method_error(stream: bytes | None) -> tuple[int, str]:
+    """RFC 9110 §9.1: a method token llhttp does not know is 501; a non-token is 400.
+
+    ``stream`` holds the bytes since the parser was last between requests at a
+    feed boundary (None when that was too long ago), so the offending byte is
+    found whatever the split: a token byte (``FROB``, ``get``) or a space after
+    a token (``GE /``) means an unknown method; anything else is garbage.
+    """
+    if stream is None:
+        return 400, "invalid method"
+    index = _error_offset(stream)
+    byte = stream[index]
+    if byte in _TCHAR or (byte == 0x20 and _inside_request(stream[:index])):
         return 501, "method not implemented"
     return 400, "invalid method"
 
 
-def _parser_message(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.replace("`", "")
+class _Boundaries:
+    """llhttp callbacks that only count request starts and ends."""
+
+    __slots__ = ("begun", "ended")
+
+    def __init__(self) -> None:
+        self.begun = self.ended = 0
+
+    def on_message_begin(self) -> None:
+        self.begun += 1
+
+    def on_message_complete(self) -> None:
+        self.ended += 1
+
+
+def _error_offset(stream: bytes) -> int:
+    """Index of the byte at which a fresh llhttp parser fails on ``stream``."""
+    good, bad = 0, len(stream)  # stream[:good] parses, stream[:bad] fails
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        try:
+            _new_llhttp(None).feed_data(stream[:middle])
+            good = middle
+        except httptools.HttpParserError:
+            bad = middle
+    return bad - 1
+
+
+def _inside_request(prefix: bytes) -> bool:
+    counter = _Boundaries()
+    _new_llhttp(counter).feed_data(prefix)
+    return counter.begun > counter.ended
+
+
+def _parser_error(exc: Exception) -> tuple[int, str]:
+    text = (str(exc) or type(exc).__name__).replace("`", "")
+    if text.startswith("Pause on PRI"):
+        return 505, "HTTP version not supported"  # the HTTP/2 connection preface
+    return 400, text
 
 
 # --- responses ---------------------------------------------------------------------

@@ -48,6 +48,7 @@ TICK_SECONDS = 0.5  # heartbeat and deadline checks
 HEARTBEAT_MARGIN_SECONDS = 2.0  # on top of --timeout
 ABORT_GRACE_SECONDS = 1.0  # SIGABRT (stack dump) -> SIGKILL
 FAST_STOP_SECONDS = 3.0  # INT/QUIT -> SIGKILL
+UNKILLABLE_SECONDS = 10.0  # after the stop deadline, before the master leaves anyway
 MEMORY_CHECK_SECONDS = 3.0
 BOOT_FAILURE_LIMIT = 5  # consecutive early deaths of a new generation's first worker
 # Settings a HUP cannot change: they shape the listening sockets or the master.
@@ -164,11 +165,17 @@ class Arbiter:
         grace = self.config.graceful_timeout if graceful else FAST_STOP_SECONDS
         for worker in self._workers:
             self._workers.stop(worker, self._stop_signal, grace)
+        give_up_at = time.monotonic() + grace + UNKILLABLE_SECONDS
         while len(self._workers):
             self._wait(TICK_SECONDS)
             self._dispatch_signals()
             self._reap()
-            self._enforce_deadlines(time.monotonic())
+            now = time.monotonic()
+            self._enforce_deadlines(now)
+            if now > give_up_at:  # stuck in the kernel (D state): do not hang forever
+                pids = ", ".join(str(worker.pid) for worker in self._workers)
+                self._log.error("Workers %s did not exit even after SIGKILL; leaving them", pids)
+                break
 
     def _cleanup(self) -> None:
         if self._reloader is not None:

@@ -116,12 +116,12 @@ class WorkerTable:
         return exited
 
     def kill_all(self) -> None:
-        """SIGKILL and reap every worker left (only after an unexpected master error)."""
+        """SIGKILL every worker left and forget them (the master is leaving after an error)."""
         for worker in self._workers.values():
             self.send(worker, signal.SIGKILL)
-            os.waitpid(worker.pid, 0)
             worker.channel.close()
         self._workers.clear()
+        self.reap()
 
 
 def fork_worker(child_main: Callable[[], object], *, signals: Iterable[int]) -> int:

@@ -126,15 +126,28 @@ class Porch:
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=WAIT_SECONDS, **kwargs)  # type: ignore[arg-type]
 
+    def _children(self) -> list[int]:
+        try:
+            text = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in text.split()]
+
     def stop(self) -> None:
-        """Teardown: make sure the master (and so its workers) is gone."""
+        """Teardown: make sure the master and the workers it forked are gone."""
         if self.proc.poll() is None:
+            children = self._children()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+            for pid in children:  # e.g. a SIGSTOPped worker left by a failed test
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if self.proc.stderr is not None:
             self._reader.join(5)
             self.proc.stderr.close()

@@ -143,11 +143,11 @@ class Porch:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-            for pid in children:  # e.g. a SIGSTOPped worker left by a failed test
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                for pid in children:  # e.g. a SIGSTOPped worker left by a failed test
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         if self.proc.stderr is not None:
             self._reader.join(5)
             self.proc.stderr.close()

@@ -195,3 +195,17 @@ def test_hup_rereads_the_config_file(start_porch: StartPorch, tmp_path: Path) ->
         assert client.get("/").text == "ok"
     porch.signal(signal.SIGTERM)
     assert porch.wait_exit() == 0
+
+
+def test_hup_with_preload_reuses_the_master_app(start_porch: StartPorch) -> None:
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "2", "--preload")
+    porch.wait_ready()
+    first = set(porch.worker_pids())
+    mark = porch.mark()
+    porch.signal(signal.SIGHUP)
+    porch.wait_for("reload complete: 2 new workers serving, stopping 2 old", after=mark)
+    assert set(porch.worker_pids(after=mark)).isdisjoint(first)
+    with porch.client() as client:
+        assert client.get("/").text == "ok"
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0

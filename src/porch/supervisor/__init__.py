@@ -1,0 +1,1 @@
+"""The master process: listening sockets, worker processes, signals, heartbeats, reload."""

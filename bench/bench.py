@@ -39,6 +39,7 @@ from measure import (
     core_busy_seconds,
     probe,
     run_wrk,
+    stalled_connection,
     tree_cpu_seconds,
     tree_memory,
     wait_for_port,
@@ -50,6 +51,8 @@ WRK_SCRIPT = BENCH_DIR / "wrk" / "report.lua"
 READY_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+STALL_CHECK_CONNECTIONS = 4
+STALL_CHECK_TIMEOUT_S = 2.0
 IDLE_SETTLE_S = 1.0
 WRK_TIMEOUT_FLAG = "10s"  # per-request timeout inside wrk (1 MiB bodies on slow servers)
 SERVER_CORE, WRK_CORE = 0, 1
@@ -130,6 +133,11 @@ def pinned(command: list[str], core: int, settings: Settings) -> list[str]:
     return ["taskset", "-c", str(core), *command] if settings.pin else command
 
 
+def published(command: list[str]) -> str:
+    """The command as a shell line, paths shown relative to the repository root."""
+    return shlex.join(command).replace(f"{BENCH_DIR.parent}/", "")
+
+
 def wrk_command(scenario: Scenario, port: int, seconds: int, settings: Settings) -> list[str]:
     command = [
         "wrk",
@@ -184,7 +192,9 @@ def measure_load(scenario: Scenario, pid: int, port: int, settings: Settings) ->
     command = wrk_command(scenario, port, settings.duration_s, settings)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_before, core_before = tree_cpu_seconds(pid), core_busy_seconds(SERVER_CORE)
+    window_start = time.monotonic()
     result = run_wrk(command, env, limit_s)
+    window_s = time.monotonic() - window_start
     cpu_after, core_after = tree_cpu_seconds(pid), core_busy_seconds(SERVER_CORE)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cpu_s = (
@@ -196,7 +206,7 @@ def measure_load(scenario: Scenario, pid: int, port: int, settings: Settings) ->
     cpu_s = cpu_after - cpu_before
     other_s = max(0.0, (core_after - core_before) - cpu_s) if settings.pin else None
     return {
-        "wrk_command": shlex.join(command),
+        "wrk_command": published(command),
         "requests": result.requests,
         "duration_s": round(result.duration_s, 3),
         "requests_per_s": round(result.requests_per_s, 1),
@@ -208,7 +218,8 @@ def measure_load(scenario: Scenario, pid: int, port: int, settings: Settings) ->
         "server_cpu_s": round(cpu_s, 3),
         "cpu_us_per_request": round(cpu_s * 1e6 / result.requests, 2) if result.requests else None,
         "wrk_cpu_percent": round(100 * wrk_cpu_s / result.duration_s, 1),
-        "noise_percent": None if other_s is None else round(100 * other_s / result.duration_s, 1),
+        "window_s": round(window_s, 3),
+        "noise_percent": None if other_s is None else round(100 * other_s / window_s, 1),
         "after": asdict(tree_memory(pid)),
     }
 
@@ -220,10 +231,11 @@ def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
     port = free_port()
     threads = scenario.threads
     command = server.command(Launch(app=scenario.app, port=port, threads=threads, tmp_dir=tmp_dir))
+    command = pinned(command, SERVER_CORE, settings)
     record: Record = {
         "scenario": scenario.name,
         "server": server.name,
-        "command": shlex.join(command),
+        "command": published(command),
         "status": "error",
         "loadavg": Path("/proc/loadavg").read_text().split()[0],
     }
@@ -231,7 +243,7 @@ def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
     started = time.monotonic()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            pinned(command, SERVER_CORE, settings),
+            command,
             cwd=APPS_DIR,
             env=server_env(),
             stdin=subprocess.DEVNULL,
@@ -242,6 +254,15 @@ def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
         try:
             wait_for_port(port, process, READY_TIMEOUT_S)
             check_probe(scenario, port)
+            stalled = stalled_connection(
+                port, scenario.path, STALL_CHECK_CONNECTIONS, STALL_CHECK_TIMEOUT_S
+            )
+            if stalled is not None:
+                record["warning"] = (
+                    f"connection {stalled + 1} was not answered within {STALL_CHECK_TIMEOUT_S:g} s "
+                    "while earlier keep-alive connections stayed open: wrk's figures cover only "
+                    "the connections this server chose to serve"
+                )
             record["startup_s"] = round(time.monotonic() - started, 2)
             time.sleep(IDLE_SETTLE_S)
             record["idle"] = asdict(tree_memory(process.pid))
@@ -381,6 +402,8 @@ def main(argv: list[str]) -> int:
 def _summary(record: Record) -> str:
     if record["status"] != "ok":
         return f"FAILED {record['error']}"
+    if record.get("warning"):
+        print(f"WARNING {record['warning']}", end="; ")
     if "requests_per_s" not in record:
         return f"idle worker RSS {record['idle']['worker_rss_kib'] / 1024:.1f} MiB"
     return (

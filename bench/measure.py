@@ -126,6 +126,30 @@ def probe(port: int, path: str, post_body_bytes: int, timeout_s: float) -> tuple
         connection.close()
 
 
+def stalled_connection(port: int, path: str, connections: int, timeout_s: float) -> int | None:
+    """Open connections one after another, leaving earlier ones idle; each must be answered.
+
+    A server that keeps serving an idle keep-alive connection while new ones wait
+    would look fast under wrk (one busy connection) while most of wrk's
+    connections are never served. Returns the index of the first connection not
+    answered within ``timeout_s``, or None when all were.
+    """
+    opened: list[http.client.HTTPConnection] = []
+    try:
+        for index in range(connections):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+            opened.append(connection)
+            try:
+                connection.request("GET", path)
+                connection.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                return index
+        return None
+    finally:
+        for connection in opened:
+            connection.close()
+
+
 @dataclass(frozen=True, slots=True)
 class WrkResult:
     requests: int

@@ -29,8 +29,12 @@ def _mib(kib: int | None) -> str:
     return "-" if not kib else f"{kib / 1024:.1f}"
 
 
+def _name(record: Record) -> str:
+    return record["server"] + (" (!)" if record.get("warning") else "")
+
+
 def _load_row(record: Record, porch: Record | None) -> str:
-    name = record["server"]
+    name = _name(record)
     if record["status"] != "ok":
         return f"| {name} | failed: {record.get('error', '?')} |" + " |" * 9
     errors = f"{record['socket_errors']} / {record['non_2xx']}"
@@ -64,7 +68,7 @@ IDLE_HEADER = (
 
 
 def _idle_row(record: Record, porch: Record | None) -> str:
-    name = record["server"]
+    name = _name(record)
     if record["status"] != "ok":
         return f"| {name} | failed: {record.get('error', '?')} | | | |"
     idle = record["idle"]

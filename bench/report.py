@@ -134,8 +134,114 @@ def _header(run: Record) -> list[str]:
     return lines
 
 
+def _rps(ok: dict[tuple[str, str], Record], scenario: str, server: str) -> float | None:
+    record = ok.get((scenario, server))
+    return record["requests_per_s"] if record and "requests_per_s" in record else None
+
+
+def _at_least(value: float | None, floor: float | None) -> str:
+    if value is None or floor is None:
+        return "n/a"
+    return "met" if value >= floor else "not met"
+
+
+def _vs_all(ok: dict[tuple[str, str], Record], scenario: str) -> tuple[str, str]:
+    """porch's req/s against the best peer of a scenario."""
+    porch = _rps(ok, scenario, "porch")
+    peers = [
+        (r["requests_per_s"], server)
+        for (name, server), r in ok.items()
+        if name == scenario
+        and server not in ("porch", "porch-t8", "nginx")
+        and "requests_per_s" in r
+    ]
+    if porch is None or not peers:
+        return "n/a", "n/a"
+    best_rps, best = max(peers)
+    return f"porch {porch:,.0f} vs best peer {best} {best_rps:,.0f}", _at_least(porch, best_rps)
+
+
+def _targets(run: Record) -> list[str]:
+    """Issue 3's targets, computed from this run (one run; full mode is what counts)."""
+    ok = {(r["scenario"], r["server"]): r for r in run["results"] if r["status"] == "ok"}
+    rows: list[tuple[str, str, str]] = []
+
+    def ratio(scenario: str, peer: str, goal: float) -> None:
+        porch, other = _rps(ok, scenario, "porch"), _rps(ok, scenario, peer)
+        shown = f"{porch / other:.2f}x" if porch and other else "n/a"
+        rows.append(
+            (
+                f"{scenario}: porch >= {goal:g}x {peer} req/s",
+                shown,
+                _at_least(porch, other * goal if other else None),
+            )
+        )
+
+    ratio("hello", "granian", 1.15)
+    ratio("hello", "gunicorn-sync", 10)
+    ratio("flask", "granian", 1.2)
+    for scenario in ("body-1m", "upload-1m"):
+        shown, verdict = _vs_all(ok, scenario)
+        rows.append((f"{scenario}: porch >= every peer", shown, verdict))
+    many, hello = ok.get(("conn-1000", "porch")), _rps(ok, "hello", "porch")
+    if many:
+        errors = many["socket_errors"] + many["non_2xx"]
+        shown = f"{errors} errors, {many['requests_per_s']:,.0f} req/s vs hello {hello or 0:,.0f}"
+        met = errors == 0 and _at_least(many["requests_per_s"], (hello or 0) * 0.9) == "met"
+        rows.append(
+            (
+                "conn-1000: no errors, >= 0.9x porch hello",
+                shown,
+                "met" if met and hello else "not met",
+            )
+        )
+    sleepy, gthread = _rps(ok, "sleep-10ms", "porch"), _rps(ok, "sleep-10ms", "gunicorn-gthread")
+    floor = max(720.0, gthread or 0.0)
+    rows.append(
+        (
+            "sleep-10ms: porch >= 720 req/s and >= gunicorn gthread",
+            f"{sleepy or 0:,.0f} vs gthread {gthread or 0:,.0f}",
+            _at_least(sleepy, floor if gthread else None),
+        )
+    )
+    porch_rss = ok.get(("idle-rss", "porch"))
+    sync_rss = ok.get(("idle-rss", "gunicorn-sync"))
+    if porch_rss and sync_rss:
+        mine, theirs = porch_rss["idle"]["worker_rss_kib"], sync_rss["idle"]["worker_rss_kib"]
+        rows.append(
+            (
+                "idle-rss: porch worker <= gunicorn sync worker",
+                f"{mine / 1024:.1f} vs {theirs / 1024:.1f} MiB",
+                "met" if mine <= theirs else "not met",
+            )
+        )
+    for scenario in ("hello", "flask"):
+        porch = ok.get((scenario, "porch"))
+        refs = [
+            f"{peer} {ok[(scenario, peer)]['cpu_us_per_request']:.1f}"
+            for peer in ("bjoern", "nginx", "granian")
+            if (scenario, peer) in ok
+        ]
+        if porch and refs:
+            rows.append(
+                (
+                    f"{scenario}: CPU µs/req (aim: bjoern's)",
+                    f"porch {porch['cpu_us_per_request']:.1f}; " + ", ".join(refs),
+                    "info",
+                )
+            )
+    lines = [
+        "## Issue 3 targets in this run",
+        "",
+        "| target | this run | verdict |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {target} | {shown} | {verdict} |" for target, shown, verdict in rows]
+    return [*lines, ""]
+
+
 def write_markdown(path: Path, run: Record) -> None:
-    lines = _header(run)
+    lines = _header(run) + _targets(run)
     by_scenario: dict[str, list[Record]] = {}
     for record in run["results"]:
         by_scenario.setdefault(record["scenario"], []).append(record)

@@ -224,6 +224,12 @@ def measure_load(scenario: Scenario, pid: int, port: int, settings: Settings) ->
     }
 
 
+def missing_ready_line(server: Server, log_path: Path, record: Record) -> None:
+    """A server that promises a readiness line but served without logging it is flagged."""
+    if server.ready_line and server.ready_line not in log_path.read_text(errors="replace"):
+        record["warning"] = f"served, but never logged {server.ready_line!r}"
+
+
 def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
     """Start one server for one scenario, measure, stop it; failures become a record."""
     tmp_dir = settings.run_dir / f"{scenario.name}-{server.name}"
@@ -271,6 +277,7 @@ def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
                 if process.poll() is not None:
                     raise RuntimeError(f"server exited with code {process.returncode} during run")
             record["status"] = "ok"
+            missing_ready_line(server, log_path, record)
         except (RuntimeError, OSError, subprocess.TimeoutExpired, http.client.HTTPException) as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
             record["log_tail"] = log_path.read_text(errors="replace")[-2000:]

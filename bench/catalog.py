@@ -46,6 +46,7 @@ class Server:
     command: Callable[[Launch], list[str]]
     wsgi: bool = True  # False: nginx, which serves a fixed response, not the app
     module: str | None = None  # import name that must exist in the venv
+    ready_line: str | None = None  # a log line the server promises once it serves
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,8 +219,15 @@ SERVERS: dict[str, Server] = {
             description="porch, --threads from the scenario (1, or 8 for the blocking app)",
             command=_porch(None),
             module="porch",
+            ready_line="porch ready:",
         ),
-        Server(name="porch-t8", description="porch --threads 8", command=_porch(8), module="porch"),
+        Server(
+            name="porch-t8",
+            description="porch --threads 8",
+            command=_porch(8),
+            module="porch",
+            ready_line="porch ready:",
+        ),
         Server(
             name="gunicorn-sync",
             description="gunicorn sync worker",

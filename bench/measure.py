@@ -66,9 +66,22 @@ def _rss_kib(pid: int) -> int:
     return resident_pages * PAGE_BYTES // 1024
 
 
+def _uss_kib(pid: int) -> int:
+    """Memory only this process holds (private pages), from /proc/PID/smaps_rollup."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    except (OSError, ValueError):
+        return 0
+    return total
+
+
 @dataclass(frozen=True, slots=True)
 class Memory:
     worker_rss_kib: int  # largest leaf process of the tree (the worker)
+    worker_uss_kib: int  # its private memory: RSS minus pages shared with the master or libs
     tree_rss_kib: int  # every process of the tree, master included
     processes: int
 
@@ -78,8 +91,10 @@ def tree_memory(root_pid: int) -> Memory:
     tree = process_tree(root_pid)
     parents = {int(f[1]) for pid in tree if (f := _stat_fields(pid)) is not None}
     leaves = [pid for pid in tree if pid not in parents] or [root_pid]
+    worker = max(leaves, key=_rss_kib)
     return Memory(
-        worker_rss_kib=max(_rss_kib(pid) for pid in leaves),
+        worker_rss_kib=_rss_kib(worker),
+        worker_uss_kib=_uss_kib(worker),
         tree_rss_kib=sum(_rss_kib(pid) for pid in tree),
         processes=len(tree),
     )

@@ -62,21 +62,23 @@ LOAD_HEADER = (
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 IDLE_HEADER = (
-    "| server | idle worker RSS MiB | RSS ÷ porch | whole tree RSS MiB | processes |\n"
-    "|---|---:|---:|---:|---:|"
+    "| server | idle worker RSS MiB | RSS ÷ porch | worker private (USS) MiB | whole tree RSS MiB "
+    "| processes |\n"
+    "|---|---:|---:|---:|---:|---:|"
 )
 
 
 def _idle_row(record: Record, porch: Record | None) -> str:
     name = _name(record)
     if record["status"] != "ok":
-        return f"| {name} | failed: {record.get('error', '?')} | | | |"
+        return f"| {name} | failed: {record.get('error', '?')} | | | | |"
     idle = record["idle"]
     reference = porch["idle"]["worker_rss_kib"] if porch and porch["status"] == "ok" else None
     cells = [
         name,
         _mib(idle["worker_rss_kib"]),
         _ratio(idle["worker_rss_kib"], reference),
+        _mib(idle.get("worker_uss_kib")),
         _mib(idle["tree_rss_kib"]),
         str(idle["processes"]),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 from collections.abc import Callable
@@ -90,6 +91,7 @@ def test_reload_on_source_change(start_porch: StartPorch, tmp_path: Path) -> Non
     shutil.copy(APPS / "procapp.py", tmp_path / "devapp.py")
     porch = start_porch("devapp:app", "-b", "127.0.0.1:0", "--reload", "--chdir", str(tmp_path))
     porch.wait_ready()
+    porch.wait_for(rf"--reload: watching {re.escape(str(tmp_path))} for \.py changes")
     first = porch.worker_pids()
     mark = porch.mark()
     source = (tmp_path / "devapp.py").read_text().replace('body = b"ok"', 'body = b"changed"')

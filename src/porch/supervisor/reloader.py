@@ -13,6 +13,7 @@ from porch.errors import ConfigError
 __all__ = ["SourceReloader", "require_watchfiles", "watch_roots"]
 
 _DEBOUNCE_MS = 300
+_IDLE_MS = 500  # the watcher yields (nothing) when idle this long
 _log = logging.getLogger("porch.error")
 
 
@@ -59,6 +60,7 @@ class SourceReloader:
         import watchfiles
 
         watch_filter: Any = watchfiles.PythonFilter(extra_extensions=())
+        announced = False
         try:
             for changes in watchfiles.watch(
                 *self._roots,
@@ -68,7 +70,12 @@ class SourceReloader:
                 debounce=_DEBOUNCE_MS,
                 stop_event=self._stop,
                 raise_interrupt=False,
+                rust_timeout=_IDLE_MS,
+                yield_on_timeout=True,  # the first idle yield proves the watches are in place
             ):
+                if not announced:
+                    announced = True
+                    _log.info("--reload: watching %s for .py changes", ", ".join(self._roots))
                 paths = sorted({path for _, path in changes})
                 if paths and not self._stop.is_set():
                     self._on_change(paths)

@@ -237,3 +237,15 @@ def test_invalid_host_values(host: bytes) -> None:
     assert feed_pieces(whole(data), H1Limits()) == [
         BadRequest(status=400, message="invalid Host header")
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the head bound counts a pipelined head only from the first read after the "
+    "previous request ended: httptools reports no offset for a message's end, so the bytes "
+    "of the next head in that same read go uncounted (the bound still holds, one read late)",
+)
+def test_head_bound_is_exact_for_a_pipelined_head() -> None:
+    limits = H1Limits(max_request_line=16, max_fields=2, max_field_size=16)
+    stream = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET / HTTP/1.1\r\nA: " + b"a" * 60
+    assert feed_pieces(whole(stream), limits) == feed_pieces(byte_by_byte(stream), limits)

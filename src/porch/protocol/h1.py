@@ -78,6 +78,7 @@ class H1Parser:
         "_keep_alive",
         "_limits",
         "_parser",
+        "_refusal",
         "_stall_bytes",
         "_upgrade_header",
         "_url",
@@ -98,6 +99,7 @@ class H1Parser:
 
     def _reset_message(self) -> None:
         self._url = b""
+        self._refusal: ProtocolError | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._in_head = True
         self._host_count = 0
@@ -122,13 +124,44 @@ class H1Parser:
             return []
         events = self._events = []
         carry = self._carry
-        if self._in_head:
-            self._head_bytes += len(data)
-        else:
-            self._stall_bytes += len(data)
+        bound = self._limits.max_head_bytes
+        rest = data
         error: tuple[int, str] | None = None
+        while rest and error is None and not self._done:
+            if self._in_head:
+                # Hand llhttp no byte past the head bound, so an endless head is
+                # refused at the same byte however the stream was split.
+                room = bound - self._head_bytes
+                if room <= 0:
+                    error = 431, "request header block too large"
+                    break
+                piece, rest = rest[:room], rest[room:]
+                self._head_bytes += len(piece)
+            else:
+                piece, rest = rest, b""
+                self._stall_bytes += len(piece)
+            error = self._parse(piece, carry, data)
+        if self._closing_at >= 0:
+            del events[self._closing_at :]  # nothing after the last request counts
+            self._done = True
+            return events
+        if error is None and not self._in_head and self._stall_bytes > bound:
+            # Bytes in the body phase that are no body: chunk-size lines,
+            # extensions, trailer fields (llhttp buffers a trailer field whole).
+            error = 431, "chunk metadata or trailer section too large"
+        if error is not None:
+            self._fail(*error)
+        if self._idle:
+            self._carry = b""
+        elif carry is not None:
+            carry += data
+            self._carry = carry if len(carry) <= _CARRY_MAX else None
+        return events
+
+    def _parse(self, piece: bytes, carry: bytes | None, data: bytes) -> tuple[int, str] | None:
+        """Run llhttp over ``piece`` (part of ``data``); return the error to answer, if any."""
         try:
-            self._parser.feed_data(data)
+            self._parser.feed_data(piece)
         except httptools.HttpParserUpgrade:
             # llhttp stops at an Upgrade; porch upgrades nothing, so the request was
             # answered as a plain one (keep_alive false) and the connection closes.
@@ -137,30 +170,19 @@ class H1Parser:
             cause = exc.__context__
             if not isinstance(cause, ProtocolError):  # pragma: no cover - a bug here
                 raise
-            error = cause.status, str(cause)
+            return cause.status, str(cause)
         except httptools.HttpParserInvalidMethodError:
-            error = _method_error(None if carry is None else carry + data)
+            return _method_error(None if carry is None else carry + data)
         except httptools.HttpParserError as exc:
-            error = _parser_error(exc)
-        if self._closing_at >= 0:
-            del events[self._closing_at :]  # nothing after the last request counts
-            self._done = True
-            return events
-        if error is not None:
-            self._fail(*error)
-        elif self._in_head:
-            if self._head_bytes > self._limits.max_head_bytes:
-                self._fail(431, "request header block too large")
-        elif self._stall_bytes > self._limits.max_head_bytes:
-            # Bytes in the body phase that are no body: chunk-size lines,
-            # extensions, trailer fields. llhttp buffers a trailer field whole.
-            self._fail(431, "chunk metadata or trailer section too large")
-        if self._idle:
-            self._carry = b""
-        elif carry is not None:
-            carry += data
-            self._carry = carry if len(carry) <= _CARRY_MAX else None
-        return events
+            return _parser_error(exc)
+        return None
+
+    def _refuse(self, status: int, message: str) -> None:
+        # Checks of single fields are answered once the head is complete, so a
+        # syntax error anywhere in the head wins whatever the split: httptools
+        # reports a field only when the next one starts, which depends on reads.
+        if self._refusal is None:
+            self._refusal = ProtocolError(status, message)
 
     def _fail(self, status: int, message: str) -> None:
         self._failed = True
@@ -173,19 +195,22 @@ class H1Parser:
         self._reset_message()
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self._limits.max_request_line:
-            raise ProtocolError(414, "request-target too long")
+        if len(self._url) + len(url) > self._limits.max_request_line:
+            self._refuse(414, "request-target too long")
+        else:
+            self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._in_head:
             return  # RFC 9112 §7.1.2: trailer fields are discarded, never merged
         headers = self._headers
         if len(headers) >= self._limits.max_fields:
-            raise ProtocolError(431, "too many request header fields")
+            self._refuse(431, "too many request header fields")
+            return
         value = value.rstrip(b" \t")  # RFC 9112 §5.1: OWS is not part of the value
         if len(name) + len(value) > self._limits.max_field_size:
-            raise ProtocolError(431, "request header field too large")
+            self._refuse(431, "request header field too large")
+            return
         headers.append((name, value))
         if len(name) in _SPECIAL_LENGTHS:
             self._special_header(name.lower(), value)
@@ -195,7 +220,9 @@ class H1Parser:
             self._host_count += 1
         elif lname == b"transfer-encoding":
             self._had_te = True
-            _check_transfer_coding(value)
+            refusal = _transfer_coding_error(value)
+            if refusal is not None:
+                self._refuse(*refusal)
         elif lname == b"connection":
             # RFC 9112 §9.3: "close" ends the connection whatever else is listed.
             for token in value.lower().split(b","):
@@ -205,15 +232,18 @@ class H1Parser:
                 elif token == b"keep-alive":
                     self._conn_keep_alive = True
         elif lname == b"expect":
-            if value.strip().lower() != b"100-continue":
-                raise ProtocolError(417, "unsupported expectation")
-            self._expect = True
+            if value.lower() == b"100-continue":
+                self._expect = True
+            else:
+                self._refuse(417, "unsupported expectation")
         elif lname == b"upgrade":
             self._upgrade_header = True
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._stall_bytes = 0
+        if self._refusal is not None:
+            raise self._refusal
         parser = self._parser
         version = _http_version(parser.get_http_version())
         if self._host_count > 1 or (version == "1.1" and self._host_count == 0):
@@ -301,16 +331,17 @@ def _http_version(version: str) -> str:
     return "1.0" if minor == "0" else "1.1"
 
 
-def _check_transfer_coding(value: bytes) -> None:
+def _transfer_coding_error(value: bytes) -> tuple[int, str] | None:
     """RFC 9112 §6.1: only ``chunked`` is implemented, and it must be final and single."""
     codings = [c.strip().lower() for c in value.split(b",")]
     for coding in codings:
         if not coding or any(ch not in _TCHAR for ch in coding.split(b";")[0].strip()):
-            raise ProtocolError(400, "malformed Transfer-Encoding")
-    if codings != [b"chunked"]:
-        if all(c == b"chunked" for c in codings):
-            raise ProtocolError(400, "chunked applied more than once")
-        raise ProtocolError(501, "unsupported transfer coding")
+            return 400, "malformed Transfer-Encoding"
+    if codings == [b"chunked"]:
+        return None
+    if all(c == b"chunked" for c in codings):
+        return 400, "chunked applied more than once"
+    return 501, "unsupported transfer coding"
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -451,7 +451,7 @@ class ResponseFraming:
     close-delimited for HTTP/1.0.
     """
 
-    __slots__ = ("chunked", "expected", "keep_alive", "no_body", "sent")
+    __slots__ = ("_drop_content_length", "chunked", "expected", "keep_alive", "no_body", "sent")
 
     def __init__(
         self,
@@ -463,6 +463,8 @@ class ResponseFraming:
         keep_alive: bool,
     ) -> None:
         self.no_body = method == "HEAD" or status_code < 200 or status_code in _NO_BODY_STATUS
+        # RFC 9110 §8.6: no Content-Length in a 1xx or 204 response (304 and HEAD may).
+        self._drop_content_length = status_code < 200 or status_code == 204
         self.expected = content_length
         self.sent = 0
         self.chunked = False
@@ -484,7 +486,10 @@ class ResponseFraming:
     ) -> bytes:
         """Serialize the response head. ``extra`` holds server-added header lines."""
         lines = [status_line(http_version, status)]
+        drop_length = self._drop_content_length
         for name, value in headers:
+            if drop_length and len(name) == 14 and name.lower() == "content-length":
+                continue
             lines.append(f"{name}: {value}\r\n".encode("latin-1"))
         if self.chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")

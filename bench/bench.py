@@ -37,6 +37,7 @@ from catalog import (
 )
 from measure import (
     core_busy_seconds,
+    describe_tree,
     probe,
     run_wrk,
     stalled_connection,
@@ -280,6 +281,7 @@ def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
             missing_ready_line(server, log_path, record)
         except (RuntimeError, OSError, subprocess.TimeoutExpired, http.client.HTTPException) as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
+            record["tree_at_failure"] = describe_tree(process.pid)
             record["log_tail"] = log_path.read_text(errors="replace")[-2000:]
         finally:
             stop_server(process)

@@ -100,6 +100,21 @@ def tree_memory(root_pid: int) -> Memory:
     )
 
 
+def describe_tree(root_pid: int) -> list[str]:
+    """One line per process of the tree: pid, state, kernel wait channel, command (diagnostics)."""
+    lines = []
+    for pid in process_tree(root_pid):
+        fields = _stat_fields(pid)
+        try:
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        state = fields[0] if fields else "?"
+        lines.append(f"{pid} {state} {wchan or '-'} {argv.strip()}")
+    return lines
+
+
 def core_busy_seconds(core: int) -> float:
     """Non-idle seconds of one CPU core since boot, from /proc/stat."""
     for line in Path("/proc/stat").read_text().splitlines():

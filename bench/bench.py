@@ -56,6 +56,7 @@ STALL_CHECK_CONNECTIONS = 4
 STALL_CHECK_TIMEOUT_S = 2.0
 IDLE_SETTLE_S = 1.0
 WRK_TIMEOUT_FLAG = "10s"  # per-request timeout inside wrk (1 MiB bodies on slow servers)
+WRK_OVERRUN_LIMIT_S = 1.0  # measured window longer than -d by more than this: flagged
 SERVER_CORE, WRK_CORE = 0, 1
 # Settings other servers would read from the environment: none may leak into a run.
 FOREIGN_ENV_PREFIXES = ("PORCH_", "GUNICORN_", "GRANIAN_", "UWSGI_", "WAITRESS_")
@@ -228,7 +229,7 @@ def measure_load(scenario: Scenario, pid: int, port: int, settings: Settings) ->
 def missing_ready_line(server: Server, log_path: Path, record: Record) -> None:
     """A server that promises a readiness line but served without logging it is flagged."""
     if server.ready_line and server.ready_line not in log_path.read_text(errors="replace"):
-        record["warning"] = f"served, but never logged {server.ready_line!r}"
+        record["warnings"].append(f"served, but never logged {server.ready_line!r}")
 
 
 def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
@@ -244,6 +245,7 @@ def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
         "server": server.name,
         "command": published(command),
         "status": "error",
+        "warnings": [],
         "loadavg": Path("/proc/loadavg").read_text().split()[0],
     }
     log_path = tmp_dir / "server.log"
@@ -265,7 +267,7 @@ def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
                 port, scenario.path, STALL_CHECK_CONNECTIONS, STALL_CHECK_TIMEOUT_S
             )
             if stalled is not None:
-                record["warning"] = (
+                record["warnings"].append(
                     f"connection {stalled + 1} was not answered within {STALL_CHECK_TIMEOUT_S:g} s "
                     "while earlier keep-alive connections stayed open: wrk's figures cover only "
                     "the connections this server chose to serve"
@@ -275,6 +277,12 @@ def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
             record["idle"] = asdict(tree_memory(process.pid))
             if scenario.load:
                 record.update(measure_load(scenario, process.pid, port, settings))
+                overrun_s = record["window_s"] - settings.duration_s
+                if overrun_s > WRK_OVERRUN_LIMIT_S:
+                    record["warnings"].append(
+                        f"wrk ran {overrun_s:.1f} s past its duration: CPU per request "
+                        "includes that time"
+                    )
                 if process.poll() is not None:
                     raise RuntimeError(f"server exited with code {process.returncode} during run")
             record["status"] = "ok"
@@ -411,8 +419,8 @@ def main(argv: list[str]) -> int:
 def _summary(record: Record) -> str:
     if record["status"] != "ok":
         return f"FAILED {record['error']}"
-    if record.get("warning"):
-        print(f"WARNING {record['warning']}", end="; ")
+    for warning in record["warnings"]:
+        print(f"WARNING {warning}", end="; ")
     if "requests_per_s" not in record:
         return f"idle worker RSS {record['idle']['worker_rss_kib'] / 1024:.1f} MiB"
     return (

@@ -30,7 +30,7 @@ def _mib(kib: int | None) -> str:
 
 
 def _name(record: Record) -> str:
-    return record["server"] + (" (!)" if record.get("warning") else "")
+    return str(record["server"]) + (" (!)" if record.get("warnings") else "")
 
 
 def _load_row(record: Record, porch: Record | None) -> str:
@@ -97,6 +97,8 @@ def _scenario_section(name: str, records: list[Record]) -> list[str]:
             lines += ["", f"Load: `{wrk}`"]
     else:
         lines += [IDLE_HEADER, *(_idle_row(r, porch) for r in records)]
+    for record in records:
+        lines += [f"\n(!) {record['server']}: {w}" for w in record.get("warnings", [])]
     lines += [
         "",
         "<details><summary>Server command lines (cwd bench/apps, PYTHONPATH=bench/apps)</summary>",

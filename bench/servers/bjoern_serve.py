@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-import bjoern
+import bjoern  # type: ignore[import-not-found]  # no type information
 
 
 def main() -> None:

@@ -7,6 +7,15 @@ last). This module adds what llhttp leaves to the server: size limits (also on
 trailers), the version, Host and Connection rules, transfer codings we do not
 implement, Expect, and trailers that must never reach the app. It is the only
 module importing httptools.
+
+The events never depend on how the stream was cut into reads (tests/protocol
+replays a corpus whole, byte by byte and at random splits): llhttp finds syntax
+errors in stream order; porch's own refusals of single fields are answered when
+the head is complete (httptools reports a field only once the next one starts);
+the head-bytes bound is enforced by never handing llhttp a byte past it; a body
+over the limit is cut at exactly the limit. Known limit: a pipelined head that
+starts in the same read as the end of the previous request is counted against
+the head bound from the next read on only.
 """
 
 from __future__ import annotations
@@ -60,11 +69,9 @@ class H1Parser:
     __slots__ = (
         "_body_bytes",
         "_carry",
-        "_chunked",
         "_closing_at",
         "_conn_close",
         "_conn_keep_alive",
-        "_content_length",
         "_done",
         "_events",
         "_expect",
@@ -104,13 +111,11 @@ class H1Parser:
         self._in_head = True
         self._host_count = 0
         self._expect = False
-        self._chunked = False
         self._had_te = False
         self._upgrade_header = False
         self._conn_close = False
         self._conn_keep_alive = False
         self._keep_alive = True
-        self._content_length: int | None = None
         self._body_bytes = 0
 
     @property

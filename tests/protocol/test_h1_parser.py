@@ -60,6 +60,21 @@ def test_nothing_after_a_request_that_closes() -> None:
     assert not parser.failed  # nothing to answer: the connection just closes
 
 
+@pytest.mark.parametrize(
+    "last",
+    [
+        # llhttp itself would keep these connections open and parse on:
+        b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n",
+    ],
+)
+@pytest.mark.parametrize("after", [b"G(T / HTTP/1.1\r\n", b"FROB / HTTP/1.1\r\n", GET, b"\x00"])
+def test_nothing_after_a_request_porch_closes(last: bytes, after: bytes) -> None:
+    for pieces in (whole(last + after), byte_by_byte(last + after)):
+        events = feed_pieces(pieces, H1Limits())
+        assert [type(e) for e in events] == [RequestHead, EndOfMessage]
+
+
 def test_upgrade_request_is_the_last_one() -> None:
     parser = H1Parser(limits=H1Limits())
     upgrade = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"

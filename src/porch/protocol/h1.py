@@ -177,6 +177,8 @@ class H1Parser:
                 raise
             return cause.status, str(cause)
         except httptools.HttpParserInvalidMethodError:
+            if self._closing_at >= 0:
+                return 400, "invalid method"  # after the last request: dropped anyway
             return _method_error(None if carry is None else carry + data)
         except httptools.HttpParserError as exc:
             return _parser_error(exc)
@@ -421,9 +423,12 @@ def _error_offset(stream: bytes) -> int:
         middle = (good + bad) // 2
         try:
             _new_llhttp(None).feed_data(stream[:middle])
-            good = middle
         except httptools.HttpParserError:
             bad = middle
+        except httptools.HttpParserUpgrade:  # pragma: no cover - the real parser stops first
+            good = middle
+        else:
+            good = middle
     return bad - 1
 
 

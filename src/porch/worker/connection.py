@@ -308,8 +308,11 @@ class HTTPConnection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if not self.closing:
-            assert self.transport is not None
-            self.transport.write(data)
+            transport = self.transport
+            assert transport is not None
+            transport.write(data)
+            if transport.is_closing():  # the write failed: the peer is gone
+                self.closing = True
 
     def abort(self) -> None:
         """Drop the connection now (a response that cannot be completed)."""

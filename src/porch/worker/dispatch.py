@@ -256,20 +256,32 @@ class Exchange:
             for chunk in iterator:
                 if chunk:
                     conn.write(self._frame(chunk))
-                if self.gone:
-                    self._close_result()
+                if conn.closing:
+                    # The client left: a failed write closes the transport at once but
+                    # connection_lost() only runs after we yield, and writes are
+                    # dropped meanwhile (no back-pressure): stop producing now.
+                    self._abandon()
                     return
                 if conn.write_paused:
                     return  # resume() continues from here
             conn.write(self._tail())
         except Exception as exc:
+            self.iterator = None
             self._log_failure(exc)
             self._close_result()
             self._answer_failure(exc)
             return
         finally:
             inflight.pop(ident, None)
+        self.iterator = None
         self._finish()
+
+    def _abandon(self) -> None:
+        """Inline mode: the client is gone mid-body; close the result, never resume."""
+        self.iterator = None
+        self._close_result()
+        self._access()
+        self.conn.exchange_done(False)
 
     def resume(self) -> None:
         """The transport drained below its low-water mark."""
@@ -286,11 +298,8 @@ class Exchange:
         if cond is not None:
             with cond:
                 cond.notify_all()
-        elif self.iterator is not None and self.conn.write_paused:
-            # The paused iteration will never resume.
-            self._close_result()
-            self._access()
-            self.conn.exchange_done(False)
+        elif self.iterator is not None:  # a paused inline iteration: it will never resume
+            self._abandon()
 
     def _write_from_app(self, data: bytes) -> None:
         """The legacy ``write()`` callable of PEP 3333."""
@@ -330,6 +339,9 @@ class Exchange:
         fd, offset, count = source
         self.conn.write(self._begin(count))
         assert self.framing is not None
+        if self.framing.no_body:  # 204/304 (HEAD never gets here): the file is not sent
+            self._finish()
+            return
         self.framing.sent = count  # the bytes go out below the framing layer
         self.body_bytes = count
         self.conn.sendfile(fd, offset, count, self._sendfile_done)

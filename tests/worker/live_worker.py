@@ -14,6 +14,7 @@ log file the test can read (``LiveWorker.log()``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -327,6 +328,7 @@ class LiveWorker:
     def _child(self, listeners: list[socket.socket], ready_w: int) -> None:  # pragma: no cover
         code = CHILD_CRASHED
         try:
+            _die_with_parent()
             fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
@@ -427,6 +429,13 @@ def current_worker() -> Worker:
     worker = _WORKER[0]
     assert worker is not None, "only inside the worker process"
     return worker
+
+
+def _die_with_parent() -> None:  # pragma: no cover - the worker process
+    """Linux PR_SET_PDEATHSIG: an interrupted test run leaves no worker behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
 
 
 def is_reset(exc: BaseException) -> bool:

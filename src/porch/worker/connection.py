@@ -6,6 +6,10 @@ complete, so a slow upload never holds an app thread), runs one
 :class:`~porch.worker.dispatch.Exchange` at a time (pipelined requests wait in
 order), enforces the header/body/keep-alive/write deadlines, and applies
 back-pressure in both directions.
+
+Deadlines are absolute ``time.monotonic()`` values taken when they are set (a
+clock cached by the once-per-tick sweep could be stale by a whole tick and cut
+a client early); the worker's sweep fires them at most one tick late.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import select
 from collections import deque
 from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
@@ -93,7 +98,7 @@ class HTTPConnection(asyncio.Protocol):
             self.remote_addr, self.remote_port = peer[0], str(peer[1])
         ctx = self.ctx
         ctx.connections.add(self)
-        self.deadline = ctx.now + ctx.config.header_timeout
+        self.deadline = monotonic() + ctx.config.header_timeout
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -102,9 +107,9 @@ class HTTPConnection(asyncio.Protocol):
         state = self.state
         if state == IDLE:
             self.state = HEAD
-            self.deadline = ctx.now + ctx.config.header_timeout
+            self.deadline = monotonic() + ctx.config.header_timeout
         elif state == BODY or self.early:
-            self.deadline = ctx.now + ctx.config.body_timeout
+            self.deadline = monotonic() + ctx.config.body_timeout
         events = self.parser.feed(data)
         if events:
             self.pending.extend(events)
@@ -136,7 +141,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        self.deadline = self.ctx.now + self.ctx.config.write_timeout
+        self.deadline = monotonic() + self.ctx.config.write_timeout
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -185,7 +190,7 @@ class HTTPConnection(asyncio.Protocol):
                 self._dispatch()
                 return
             self.state = BODY
-            self.deadline = self.ctx.now + self.ctx.config.body_timeout
+            self.deadline = monotonic() + self.ctx.config.body_timeout
         else:
             self.input = None
 
@@ -233,14 +238,14 @@ class HTTPConnection(asyncio.Protocol):
             return
         if self.pending:
             self.state = HEAD
-            self.deadline = ctx.now + ctx.config.header_timeout
+            self.deadline = monotonic() + ctx.config.header_timeout
         elif self.peer_eof:  # answered everything the half-closed client sent
             self._close()
             return
         else:
             self.state = IDLE
             grace = 1.0 if ctx.stopping else ctx.config.keep_alive
-            self.deadline = ctx.now + grace
+            self.deadline = monotonic() + grace
         if not self.in_process:
             self._process()
 
@@ -269,7 +274,7 @@ class HTTPConnection(asyncio.Protocol):
         self.early = True
         assert self.transport is not None
         self.transport.write(_CONTINUE)
-        self.deadline = self.ctx.now + self.ctx.config.body_timeout
+        self.deadline = monotonic() + self.ctx.config.body_timeout
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
@@ -366,7 +371,7 @@ class HTTPConnection(asyncio.Protocol):
         ).encode()
         self.write(head + ctx.date_header + ctx.server_header + b"\r\n" + body)
         self.state = APP
-        self.deadline = ctx.now + ctx.config.write_timeout
+        self.deadline = monotonic() + ctx.config.write_timeout
         self._close()
 
     # --- deadlines and shutdown -----------------------------------------------------
@@ -383,7 +388,12 @@ class HTTPConnection(asyncio.Protocol):
                 self.send_error(408, "request not received in time")
             else:
                 self.abort()
-        else:  # a client that stopped reading our response
+        else:
+            self.write_timed_out()
+
+    def write_timed_out(self) -> None:
+        """A client that stopped reading our response: drop it (no-op once closing)."""
+        if not self.closing:
             error_log.info("write timeout to %s: connection dropped", self.remote_addr or "unix")
             self.abort()
 
@@ -391,7 +401,8 @@ class HTTPConnection(asyncio.Protocol):
         """Graceful stop: finish the current request; close idle connections soon."""
         if self.state == IDLE and self.exchange is None:
             # A request may be on the wire right now; give it a moment to arrive.
-            self.deadline = min(self.deadline or self.ctx.now + 1.0, self.ctx.now + 1.0)
+            soon = monotonic() + 1.0
+            self.deadline = min(self.deadline or soon, soon)
 
 
 class _SendFile:
@@ -426,7 +437,7 @@ class _SendFile:
             return
         self.offset += sent
         self.count -= sent
-        conn.deadline = conn.ctx.now + conn.ctx.config.write_timeout
+        conn.deadline = monotonic() + conn.ctx.config.write_timeout
         if sent == 0 or self.count <= 0:
             self.stop(ok=self.count <= 0)
 

@@ -39,8 +39,9 @@ class InFlight:
 class WorkerContext:
     """Everything a connection needs that is per worker, not per connection.
 
-    ``now`` and ``date_header`` are refreshed once a second by :meth:`tick`, so
-    the hot path reads attributes instead of calling clocks and formatters.
+    ``now`` and ``date_header`` are refreshed on every sweep by :meth:`tick`, so
+    the hot path reads attributes instead of calling formatters. ``now`` is for
+    comparisons in the sweep only: deadlines are set from the precise clock.
     """
 
     def __init__(
@@ -97,6 +98,19 @@ class WorkerContext:
         if self.max_requests and self.requests_served >= self.max_requests:
             self.max_requests = 0
             self._on_request_limit()
+
+    @property
+    def sweep_interval(self) -> float:
+        """Seconds between sweeps: deadlines fire at most this late (a quarter of the
+        shortest timeout, at most one second)."""
+        config = self.config
+        timeouts = (
+            config.header_timeout,
+            config.body_timeout,
+            config.keep_alive,
+            config.write_timeout,
+        )
+        return max(0.05, min([1.0, *(t / 4 for t in timeouts if t > 0)]))
 
     def sweep(self) -> None:
         """Enforce per-connection deadlines (header, body, keep-alive, write)."""

@@ -380,7 +380,7 @@ class Exchange:
         except ClientGone:
             self._close_result()
             self._access()
-            loop.call_soon_threadsafe(self.conn.exchange_done, False)
+            loop.call_soon_threadsafe(self._gone_on_loop)
             return
         except Exception as exc:
             self._log_failure(exc)
@@ -392,6 +392,12 @@ class Exchange:
         self._close_result()
         self._access()
         loop.call_soon_threadsafe(self._threaded_done, tail, self._keep_alive())
+
+    def _gone_on_loop(self) -> None:
+        # The client left, or this thread gave up waiting for it to read (write
+        # timeout): then the connection is still open and must not linger closing.
+        self.conn.write_timed_out()
+        self.conn.exchange_done(False)
 
     def _send_threaded(self, data: bytes) -> None:
         cond = self.cond

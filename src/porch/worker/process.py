@@ -193,7 +193,7 @@ class Worker:
                 return
             self.loop.call_later(0.05, self._tick)
             return
-        self.loop.call_later(1.0, self._tick)
+        self.loop.call_later(ctx.sweep_interval, self._tick)
 
     def _request_limit(self) -> None:
         error_log.info("worker %d reached --max-requests: recycling", os.getpid())

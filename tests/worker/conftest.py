@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live_worker import LiveWorker, Probe, WSGIApp
+from live_worker import Gate, LiveWorker, Probe, WSGIApp
 
 from porch.config.settings import Config
 
@@ -65,6 +65,20 @@ def probe() -> Iterator[Probe]:
     p = Probe()
     yield p
     p.close()
+
+
+@pytest.fixture
+def make_gate() -> Iterator[Callable[[], Gate]]:
+    """Gates the test opens to release an app blocked inside the worker (create before serve)."""
+    gates: list[Gate] = []
+
+    def make() -> Gate:
+        gates.append(Gate())
+        return gates[-1]
+
+    yield make
+    for gate in gates:
+        gate.close()
 
 
 @pytest.fixture

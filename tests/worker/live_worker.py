@@ -122,6 +122,23 @@ class Probe:
         os.close(self._w)
 
 
+class Gate:
+    """Opened by the test, waited on by the app inside the worker (stays open once opened)."""
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+
+    def wait(self, timeout: float = IO_TIMEOUT_S) -> bool:
+        return bool(select.select([self._r], [], [], timeout)[0])
+
+    def open(self) -> None:
+        os.write(self._w, b"o")
+
+    def close(self) -> None:
+        os.close(self._r)
+        os.close(self._w)
+
+
 # --- raw HTTP/1.1 client ------------------------------------------------------------
 
 

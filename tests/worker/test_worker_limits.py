@@ -8,6 +8,9 @@ import pytest
 from conftest import Serve
 from live_worker import Probe, get, validated
 
+# The parser decides, whatever the loop: one mode per loop and per app model.
+pytestmark = pytest.mark.parametrize("mode", ["inline-uvloop", "threads-asyncio"], indirect=True)
+
 LIMITS: dict[str, Any] = {
     "limit_request_line": 200,
     "limit_request_fields": 5,

@@ -43,6 +43,9 @@ _MASTER_SIGNALS = (
 )
 
 
+_HANDLED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1})
+
+
 def run_worker(
     *,
     config: Config,
@@ -94,6 +97,7 @@ class Worker:
         self.exit_code: int = ExitCode.OK
         self.servers: list[asyncio.base_events.Server] = []
         self.spares: list[socket.socket] = []
+        self.adopting: set[asyncio.Task[object]] = set()  # backlog connections being set up
         self.ctx: WorkerContext | None = None
         self.loop = new_event_loop()
         self.stop_deadline = 0.0
@@ -117,11 +121,13 @@ class Worker:
                 return ExitCode.APP_LOAD_ERROR
         loop = self.loop
         asyncio.set_event_loop(loop)
+        # uvloop listens for signals only inside run_forever(): one arriving before
+        # would be lost. Hold them until the loop runs (see _running); the threads
+        # started meanwhile inherit the mask, so the loop thread receives them.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED_SIGNALS)
         self.ctx = self._make_context(app)
         loop.run_until_complete(self._serve())
-        self.channel.notify_ready()
-        self._install_signals()
-        loop.call_soon(self._tick)
+        loop.call_soon(self._running)
         try:
             loop.run_forever()
         finally:
@@ -172,6 +178,13 @@ class Worker:
             )
             self.servers.append(server)
 
+    def _running(self) -> None:
+        """First callback of the running loop: take signals, then report ready."""
+        self._install_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED_SIGNALS)  # pending ones arrive now
+        self.channel.notify_ready()
+        self._tick()
+
     def _install_signals(self) -> None:
         loop = self.loop
         loop.add_signal_handler(signal.SIGTERM, self.graceful_stop)
@@ -188,7 +201,8 @@ class Worker:
         ctx.sweep()
         self.channel.beat()
         if ctx.stopping:
-            if not ctx.connections or ctx.now >= self.stop_deadline:
+            idle = not ctx.connections and not self.adopting
+            if idle or ctx.now >= self.stop_deadline:
                 self.loop.stop()
                 return
             self.loop.call_later(0.05, self._tick)
@@ -228,9 +242,13 @@ class Worker:
                 except OSError:
                     break
                 conn.setblocking(False)
-                self.loop.create_task(
+                # Until connection_made() runs it is in no connection set: keep the
+                # loop running for it (see _tick).
+                task = self.loop.create_task(
                     self.loop.connect_accepted_socket(lambda: HTTPConnection(ctx), conn)
                 )
+                self.adopting.add(task)
+                task.add_done_callback(self.adopting.discard)
             spare.close()
         self.spares.clear()
 

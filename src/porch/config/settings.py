@@ -297,6 +297,23 @@ class Config:
         section="HTTP",
         metavar="IPS",
     )
+    proxy_protocol: bool = setting(
+        False,
+        Kind.BOOL,
+        "--proxy-protocol",
+        help="Every connection must start with a PROXY protocol header (v1 or v2, detected); "
+        "its source address becomes REMOTE_ADDR. Use only behind a proxy that sends it.",
+        section="HTTP",
+    )
+    proxy_allow_from: tuple[str, ...] = setting(
+        ("127.0.0.1", "::1"),
+        Kind.LIST,
+        "--proxy-allow-from",
+        help="With --proxy-protocol, the peers allowed to connect and send PROXY headers "
+        "('*' for all); connections from any other peer are refused.",
+        section="HTTP",
+        metavar="IPS",
+    )
     server_header: bool = setting(
         True,
         Kind.BOOL,

@@ -268,10 +268,15 @@ def _trusted_peer(text: str) -> str:
         raise _expected(TRUSTED_PEER_FORM, text) from None
 
 
-_ITEM_FORMS: dict[str, str] = {"bind": BIND_FORM, "forwarded_allow_ips": TRUSTED_PEER_FORM}
+_ITEM_FORMS: dict[str, str] = {
+    "bind": BIND_FORM,
+    "forwarded_allow_ips": TRUSTED_PEER_FORM,
+    "proxy_allow_from": TRUSTED_PEER_FORM,
+}
 _ITEM_CHECKS: dict[str, Callable[[str], str]] = {
     "bind": _canonical_bind,
     "forwarded_allow_ips": _trusted_peer,
+    "proxy_allow_from": _trusted_peer,
 }
 
 

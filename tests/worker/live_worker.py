@@ -9,13 +9,15 @@ exit with a pidfd, and kills the child by PID at teardown.
 
 The child's stdout, stderr, ``porch.error`` and the root logger all go to one
 log file the test can read (``LiveWorker.log()``).
+
+The pytest fixtures at the end (``serve``, ``mode``, ``probe``, ``make_gate``) are
+re-exported by ``tests/worker/conftest.py`` and ``tests/integration/conftest.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import logging
 import os
 import re
@@ -25,11 +27,13 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from wsgiref.validate import validator
+
+import pytest
 
 from porch.config.settings import Config
 from porch.log import setup_logging
@@ -362,7 +366,6 @@ class LiveWorker:
                 app=self.app,
                 channel=ReadyChannel(ready_w),
             )
-            _WORKER[0] = worker
             code = worker.run()
         except BaseException:
             traceback.print_exc()
@@ -437,17 +440,6 @@ class LiveWorker:
             return conn.read_response(method=method)
 
 
-# The Worker object inside the worker process (for apps that must reach it, e.g. to
-# stop it while connections wait in the listen backlog).
-_WORKER: list[Worker | None] = [None]
-
-
-def current_worker() -> Worker:
-    worker = _WORKER[0]
-    assert worker is not None, "only inside the worker process"
-    return worker
-
-
 def _die_with_parent() -> None:  # pragma: no cover - the worker process
     """Linux PR_SET_PDEATHSIG: an interrupted test run leaves no worker behind."""
     with contextlib.suppress(OSError, AttributeError):
@@ -455,5 +447,92 @@ def _die_with_parent() -> None:  # pragma: no cover - the worker process
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
 
 
-def is_reset(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE)
+# --- pytest fixtures (re-exported by the conftest of each directory using them) --------
+#
+# ``serve(app, **settings)`` starts a worker with test-sized timeouts and returns a
+# :class:`LiveWorker`. Every test using it runs in the modes of the ``mode``
+# fixture: inline (``threads=1``) and a pool (``threads=4``), on uvloop and on the
+# stdlib asyncio loop. A test limits the modes with
+# ``@pytest.mark.parametrize("mode", [...], indirect=True)``.
+#
+# At teardown the worker is killed by PID, and its log must hold no traceback or
+# warning unless the test said it expects errors (``serve(..., expect_errors=True)``).
+
+
+@dataclass(frozen=True)
+class Mode:
+    threads: int
+    loop: str
+
+
+MODES = {
+    "inline-uvloop": Mode(threads=1, loop="uvloop"),
+    "threads-uvloop": Mode(threads=4, loop="uvloop"),
+    "inline-asyncio": Mode(threads=1, loop="asyncio"),
+    "threads-asyncio": Mode(threads=4, loop="asyncio"),
+}
+
+# Short enough that a stuck test fails fast, long enough for a loaded CI machine.
+TEST_SETTINGS: dict[str, Any] = {
+    "keep_alive": 5.0,
+    "header_timeout": 5.0,
+    "body_timeout": 5.0,
+    "write_timeout": 5.0,
+    "graceful_timeout": 5.0,
+    "timeout": 10.0,
+    "backlog": 64,
+}
+
+Serve = Callable[..., LiveWorker]
+
+
+@pytest.fixture(params=list(MODES))
+def mode(request: pytest.FixtureRequest) -> Mode:
+    return MODES[request.param]
+
+
+@pytest.fixture
+def probe() -> Iterator[Probe]:
+    """A pipe the app writes event lines to from inside the worker."""
+    p = Probe()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def make_gate() -> Iterator[Callable[[], Gate]]:
+    """Gates the test opens to release an app blocked inside the worker (create before serve)."""
+    gates: list[Gate] = []
+
+    def make() -> Gate:
+        gates.append(Gate())
+        return gates[-1]
+
+    yield make
+    for gate in gates:
+        gate.close()
+
+
+@pytest.fixture
+def serve(mode: Mode, tmp_path: Path, probe: Probe) -> Iterator[Serve]:
+    started: list[LiveWorker] = []
+
+    def start(app: WSGIApp, *, expect_errors: bool = False, **settings: Any) -> LiveWorker:
+        values = {**TEST_SETTINGS, "threads": mode.threads, **settings}
+        directory = tmp_path / f"w{len(started)}"
+        directory.mkdir()
+        worker = LiveWorker(
+            app=app, config=Config(**values), loop=mode.loop, directory=directory, probe=probe
+        )
+        worker.expect_errors = expect_errors
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    problems = []
+    for worker in started:
+        worker.kill()
+        if not worker.expect_errors and worker.unexpected_log_lines():
+            problems.append(worker.log())
+    if problems:
+        pytest.fail("unexpected errors in the worker log:\n" + "\n---\n".join(problems))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Serve
-from live_worker import Probe, get, validated
+from live_worker import Probe, Serve, get, validated
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HEAD = b"POST /upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import email.utils
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Serve
-from live_worker import get, validated, validated_passthrough
+from live_worker import Serve, get, validated, validated_passthrough
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
@@ -308,3 +308,50 @@ def test_httpx_streams_a_chunked_response(serve: Serve) -> None:
     with httpx.Client(base_url=worker.url, timeout=5) as client, client.stream("GET", "/") as r:
         assert r.headers["transfer-encoding"] == "chunked"
         assert b"".join(r.iter_bytes()) == b"one,two,three"
+
+
+@pytest.mark.parametrize("paths", [["/a"], ["/a", "/b"]], ids=["one", "pipelined"])
+def test_a_half_closed_client_gets_its_answers_then_the_connection_closes(
+    serve: Serve, paths: list[str], make_gate: Any
+) -> None:
+    gate = make_gate()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        gate.wait()  # threads mode: the client's EOF arrives while the app runs
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    worker = serve(validated(app), keep_alive=5.0)
+    with worker.connect() as conn:
+        conn.send(b"".join(get(path) for path in paths))
+        conn.sock.shutdown(socket.SHUT_WR)  # nothing more will come
+        gate.open()
+        assert [conn.read_response().body.decode() for _ in paths] == paths
+        assert conn.at_eof(timeout=2)  # at once, not after the keep-alive time
+
+
+def test_access_log_records_each_exchange(serve: Serve, tmp_path: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/fail":
+            raise RuntimeError("for the access log")
+        start_response("201 Created", [("Content-Type", "text/plain")])
+        return [b"made"]
+
+    access_log = tmp_path / "access.log"
+    worker = serve(
+        validated(app),
+        access_logfile=str(access_log),
+        expect_errors=True,
+        access_logformat="%(m)s %(U)s %(q)s %(s)s %(B)s",
+    )
+    with worker.connect() as conn:
+        conn.send(get("/made?x=1") + get("/fail") + b"HEAD /made HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert conn.read_response().status == 201
+        assert conn.read_response().status == 500
+        assert conn.read_response(method="HEAD").status == 201
+    assert worker.stop() == 0  # flushes the log
+    assert access_log.read_text().splitlines() == [
+        "GET /made x=1 201 4",
+        "GET /fail  500 26",
+        "HEAD /made  201 0",
+    ]

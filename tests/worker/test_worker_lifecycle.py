@@ -9,8 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Mode, Serve
-from live_worker import Gate, Probe, get, validated
+from live_worker import Gate, Mode, Probe, Serve, get, validated
 
 from porch.errors import ExitCode
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Serve
-from live_worker import Probe, get, validated
+from live_worker import Probe, Serve, get, validated
 
 # The parser decides, whatever the loop: one mode per loop and per app model.
 pytestmark = pytest.mark.parametrize("mode", ["inline-uvloop", "threads-asyncio"], indirect=True)

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Serve
-from live_worker import Probe, get, validated
+from live_worker import Probe, Serve, get, validated
 
 # Deadline logic is loop-independent: cover each loop and each mode once.
 TIMING_MODES = pytest.mark.parametrize("mode", ["inline-uvloop", "threads-asyncio"], indirect=True)

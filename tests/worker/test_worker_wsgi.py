@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Serve
-from live_worker import Probe, get, validated, validated_passthrough
+from live_worker import Probe, Serve, get, validated, validated_passthrough
 
 TEXT = [("Content-Type", "text/plain")]
 

@@ -49,11 +49,11 @@ class Exchange:
     """Runs the app for one request and streams its response (see module docstring)."""
 
     __slots__ = (
-        "body_bytes",
         "cond",
         "conn",
         "ctx",
         "environ",
+        "error_bytes",
         "framing",
         "gone",
         "head",
@@ -72,7 +72,7 @@ class Exchange:
         self.framing: ResponseFraming | None = None
         self.result: Iterable[bytes] | None = None
         self.iterator: Iterator[bytes] | None = None
-        self.body_bytes = 0
+        self.error_bytes = 0  # body bytes of a server-made 500
         self.gone = False
         self.queued = 0
         self.cond: threading.Condition | None = None
@@ -131,9 +131,7 @@ class Exchange:
 
     def _frame_body(self, data: bytes) -> bytes:
         assert self.framing is not None
-        out = self.framing.body(data)
-        self.body_bytes += len(data)
-        return out
+        return self.framing.body(data)
 
     def _whole(self, result: list[bytes] | tuple[bytes, ...]) -> bytes:
         """A list result: one write with a computed Content-Length."""
@@ -170,7 +168,9 @@ class Exchange:
             headers=sr.headers,
             extra=ctx.date_header + ctx.server_header,
         )
-        return data + framing.body(_ERROR_BODY), framing.keep_alive
+        body = framing.body(_ERROR_BODY)
+        self.error_bytes = framing.sent
+        return data + body, framing.keep_alive
 
     def _log_failure(self, exc: Exception) -> None:
         head = self.head
@@ -187,7 +187,8 @@ class Exchange:
                 self.environ,
                 self.sr.status,
                 self.sr.headers,
-                self.body_bytes,
+                # Body bytes actually sent (none for HEAD, truncated to Content-Length).
+                self.framing.sent if self.framing is not None else self.error_bytes,
                 time.monotonic() - self.started,
             )
 
@@ -343,7 +344,6 @@ class Exchange:
             self._finish()
             return
         self.framing.sent = count  # the bytes go out below the framing layer
-        self.body_bytes = count
         self.conn.sendfile(fd, offset, count, self._sendfile_done)
 
     def _sendfile_done(self, ok: bool) -> None:

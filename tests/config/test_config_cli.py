@@ -74,7 +74,8 @@ def test_every_declared_flag_is_accepted() -> None:
     for setting in all_settings():
         # The default, spelled as on the command line, is a valid value of every setting.
         default = display_value(setting.meta.kind, setting.default)
-        value = {"unset": "0", "empty": "x"}.get(default, default)
+        empty = "/x=." if setting.name == "static" else "x"  # an existing directory
+        value = {"unset": "0", "empty": empty}.get(default, default)
         for flag in setting.meta.flags:
             argv = [flag] if setting.negative_flags else [flag, value]
             result = load_config([*argv, "app:app"], {})

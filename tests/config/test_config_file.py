@@ -138,6 +138,8 @@ def test_print_config_of_every_setting_changed_round_trips(tmp_path: Path) -> No
         *("--body-buffer-size", "1", "--header-timeout", "1e-3", "--body-timeout", "1"),
         *("--write-timeout", "1", "--forwarded-allow-ips", "*", "--no-server-header"),
         *("--proxy-protocol", "--proxy-allow-from", "10.0.0.0/8"),
+        *("--static", f"/assets={tmp_path}", "--static-follow-symlinks"),
+        *("--static-cache-control", "no-cache", "--static-index", "index.html"),
         *("--access-logfile", "-", "--access-logformat", 'json "quoted" \\ \t%(h)s'),
         *("--error-logfile", "/tmp/e", "--log-level", "critical", "--log-config", "l.toml"),
         "app:factory('x', n=1)",

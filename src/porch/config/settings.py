@@ -363,3 +363,39 @@ class Config:
         section="Logging",
         metavar="FILE",
     )
+
+    # --- static files -------------------------------------------------------------
+    static: tuple[str, ...] = setting(
+        (),
+        Kind.LIST,
+        "--static",
+        help="Serve the files of DIRECTORY under URL_PREFIX before the app sees the request, "
+        "e.g. /assets=./public (repeatable). GET and HEAD only; dotfiles are hidden.",
+        section="Static files",
+        metavar="URL_PREFIX=DIRECTORY",
+    )
+    static_follow_symlinks: bool = setting(
+        False,
+        Kind.BOOL,
+        "--static-follow-symlinks",
+        help="Also serve symbolic links whose target lies outside the --static directory.",
+        section="Static files",
+    )
+    static_cache_control: str = setting(
+        "public, max-age=3600",
+        Kind.STR,
+        "--static-cache-control",
+        help="Cache-Control of static files, e.g. 'public, max-age=31536000, immutable' for "
+        "fingerprinted assets; empty sends none.",
+        section="Static files",
+        metavar="VALUE",
+    )
+    static_index: str = setting(
+        "",
+        Kind.STR,
+        "--static-index",
+        help="File served for a directory URL, e.g. index.html; empty: directories are 404 "
+        "(never listed).",
+        section="Static files",
+        metavar="NAME",
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import grp
 import ipaddress
 import math
+import os
 import pwd
 import re
 from collections.abc import Callable
@@ -39,9 +40,12 @@ _STRING_FORMS = {
     "app": "MODULE:ATTR, MODULE:FACTORY(ARGS) or a path to a Python file",
     "user": "a user name known to this system or a numeric uid",
     "group": "a group name known to this system or a numeric gid",
+    "static_cache_control": "a header value (printable characters, no line breaks)",
+    "static_index": "a file name without '/' that does not start with '.', or empty",
 }
 BIND_FORM = "HOST:PORT, [IPV6]:PORT, :PORT, unix:PATH or fd://N"
 TRUSTED_PEER_FORM = "an IP address, a network like 10.0.0.0/8, or *"
+STATIC_FORM = "URL_PREFIX=DIRECTORY like /assets=./public (an existing directory)"
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -49,6 +53,8 @@ _WHOLE = re.compile(r"[0-9]+")
 _SIZE = re.compile(r"(?P<number>[0-9]+)\s*(?:(?P<unit>[kmgt])(?:i?b)?|b)?", re.IGNORECASE)
 _SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _OCTAL = re.compile(r"(?:0o)?(?P<digits>[0-7]+)", re.IGNORECASE)
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?")
+_INDEX_NAME = re.compile(r"(?:[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*)?")
 _HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9_.-]*[a-z0-9])?", re.IGNORECASE)
 
 
@@ -268,15 +274,43 @@ def _trusted_peer(text: str) -> str:
         raise _expected(TRUSTED_PEER_FORM, text) from None
 
 
+def _static_mount(text: str) -> str:
+    """``/prefix=dir`` with the prefix normalised and the directory made absolute.
+
+    The directory is resolved against the current directory now, before any
+    ``--chdir``, so it means what it meant in the shell that started porch.
+    """
+    prefix, equals, directory = text.partition("=")
+    prefix, directory = prefix.strip(), directory.strip()
+    if not equals or not prefix or not directory:
+        raise _expected(STATIC_FORM, text)
+    if not prefix.startswith("/"):
+        raise InvalidValue(f"the URL prefix must start with '/', got {text!r}")
+    segments = prefix.strip("/").split("/") if prefix != "/" else []
+    if any(
+        segment in ("", ".", "..") or any(char in segment for char in "%\\\0")
+        for segment in segments
+    ):
+        raise InvalidValue(
+            f"the URL prefix must be a plain path like /assets (no '.', '..', '//', '%' "
+            f"or backslash segments), got {text!r}"
+        )
+    if not os.path.isdir(directory):
+        raise InvalidValue(f"{directory!r} is not an existing directory (in {text!r})")
+    return "/" + "/".join(segments) + "=" + os.path.abspath(directory)
+
+
 _ITEM_FORMS: dict[str, str] = {
     "bind": BIND_FORM,
     "forwarded_allow_ips": TRUSTED_PEER_FORM,
     "proxy_allow_from": TRUSTED_PEER_FORM,
+    "static": STATIC_FORM,
 }
 _ITEM_CHECKS: dict[str, Callable[[str], str]] = {
     "bind": _canonical_bind,
     "forwarded_allow_ips": _trusted_peer,
     "proxy_allow_from": _trusted_peer,
+    "static": _static_mount,
 }
 
 
@@ -290,6 +324,11 @@ def check_list(name: str, items: tuple[str, ...]) -> tuple[str, ...]:
         duplicates = sorted({item for item in checked if checked.count(item) > 1})
         if duplicates:
             raise InvalidValue(f"address given twice: {', '.join(duplicates)}")
+    if name == "static":
+        prefixes = [item.partition("=")[0] for item in checked]
+        duplicates = sorted({prefix for prefix in prefixes if prefixes.count(prefix) > 1})
+        if duplicates:
+            raise InvalidValue(f"URL prefix given twice: {', '.join(duplicates)}")
     return checked
 
 
@@ -314,6 +353,10 @@ def check_string(name: str, text: str) -> str:
     if name == "user" and not (_WHOLE.fullmatch(text) or _user_exists(text)):
         raise _expected(_STRING_FORMS[name], text)
     if name == "group" and not (_WHOLE.fullmatch(text) or _group_exists(text)):
+        raise _expected(_STRING_FORMS[name], text)
+    if name == "static_cache_control" and not _HEADER_VALUE.fullmatch(text):
+        raise _expected(_STRING_FORMS[name], text)  # RFC 9110 §5.5: no CR, LF or NUL
+    if name == "static_index" and not _INDEX_NAME.fullmatch(text):
         raise _expected(_STRING_FORMS[name], text)
     return text
 

@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live_worker import make_gate, mode, probe, serve
+from live_worker import make_gate, mode, probe, sendfile_calls, serve
 
-__all__ = ["make_gate", "mode", "probe", "serve"]
+__all__ = ["make_gate", "mode", "probe", "sendfile_calls", "serve"]

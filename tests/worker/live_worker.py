@@ -74,6 +74,22 @@ def validated_passthrough(app: WSGIApp) -> WSGIApp:
     return app_with_own_result
 
 
+def validated_framework(app: WSGIApp) -> WSGIApp:
+    """The validator, except that ``wsgi.input`` reaches the app unwrapped.
+
+    Frameworks (werkzeug, Django) rely on ``wsgi.input_terminated``, which porch
+    sets, and call ``read()`` without a size; the validator predates that
+    extension and refuses it. Everything else stays checked.
+    """
+
+    def input_unwrapped(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        stream = environ["wsgi.input"]
+        environ["wsgi.input"] = getattr(stream, "input", stream)
+        return app(environ, start_response)
+
+    return validator(input_unwrapped)
+
+
 class ReadyChannel:
     """Worker side of the master's channel: readiness is one byte on a pipe."""
 
@@ -536,3 +552,19 @@ def serve(mode: Mode, tmp_path: Path, probe: Probe) -> Iterator[Serve]:
             problems.append(worker.log())
     if problems:
         pytest.fail("unexpected errors in the worker log:\n" + "\n---\n".join(problems))
+
+
+@pytest.fixture
+def sendfile_calls(monkeypatch: pytest.MonkeyPatch, probe: Probe) -> None:
+    """Report os.sendfile calls in the worker as ``sendfile OFFSET SENT`` probe lines.
+
+    The worker is forked after the patch, so it inherits it.
+    """
+    real = os.sendfile
+
+    def reporting_sendfile(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        sent = real(out_fd, in_fd, offset, count)
+        probe.emit(f"sendfile {offset} {sent}")
+        return sent
+
+    monkeypatch.setattr(os, "sendfile", reporting_sendfile)

@@ -244,19 +244,6 @@ def big_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def sendfile_calls(monkeypatch: pytest.MonkeyPatch, probe: Probe) -> None:
-    """Count os.sendfile calls in the worker (forked after the patch, so it inherits it)."""
-    real = os.sendfile
-
-    def counting_sendfile(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
-        sent = real(out_fd, in_fd, offset, count)
-        probe.emit(f"sendfile {offset} {sent}")
-        return sent
-
-    monkeypatch.setattr(os, "sendfile", counting_sendfile)
-
-
 def file_app(path: Path, probe: Probe) -> Any:
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         f = open(path, "rb")  # noqa: SIM115 - the server closes it through the wrapper

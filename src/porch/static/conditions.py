@@ -1,0 +1,209 @@
+"""Validators (ETag, Last-Modified) and conditional requests: RFC 9110 §8.8 and §13.
+
+ETags are strong, ``"<mtime_ns hex>-<size hex>"`` like nginx's (which uses
+seconds), with ``-br``, ``-zstd`` or ``-gzip`` appended for a precompressed
+variant, so each representation has its own tag (RFC 9110 §8.8.3). Strong tags
+let ``If-Range`` work (§13.1.5 needs a strong comparison); they assume a file's
+content does not change without its mtime or size changing, which holds unless
+a file is rewritten with the same size within one tick of the file system's
+clock.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import formatdate
+
+__all__ = [
+    "RequestFields",
+    "Validators",
+    "collect_fields",
+    "entity_tag",
+    "evaluate_preconditions",
+    "http_date",
+    "if_range_allows",
+    "parse_http_date",
+]
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+_MONTH = "(?P<month>" + "|".join(_MONTHS) + ")"
+_TIME = r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)"
+# RFC 9110 §5.6.7: recipients accept IMF-fixdate and the obsolete RFC 850 and asctime forms.
+_DATE_FORMS = (
+    re.compile(rf"[A-Z][a-z]{{2}}, (?P<day>\d\d) {_MONTH} (?P<year>\d{{4}}) {_TIME} GMT"),
+    re.compile(rf"[A-Z][a-z]{{5,8}}, (?P<day>\d\d)-{_MONTH}-(?P<year>\d\d) {_TIME} GMT"),
+    re.compile(rf"[A-Z][a-z]{{2}} {_MONTH} (?P<day>[ \d]\d) {_TIME} (?P<year>\d{{4}})"),
+)
+# RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc excludes DQUOTE.
+_ENTITY_TAG = re.compile(r'[ \t]*(W/)?("[^"\x00-\x20\x7f]*")[ \t]*(?:,|$)')
+
+# Request fields read here. List fields (RFC 9110 §5.3) may be repeated and are
+# joined; the others must appear once: a repeated one is kept as "" (invalid).
+_LIST_FIELDS = {
+    b"if-match": "if_match",
+    b"if-none-match": "if_none_match",
+    b"accept-encoding": "accept_encoding",
+}
+_SINGLE_FIELDS = {
+    b"if-modified-since": "if_modified_since",
+    b"if-unmodified-since": "if_unmodified_since",
+    b"range": "range",
+    b"if-range": "if_range",
+}
+
+
+@dataclass(slots=True)
+class RequestFields:
+    """The request header fields that steer a static response (latin-1 text)."""
+
+    if_match: str | None = None
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+    if_unmodified_since: str | None = None
+    range: str | None = None
+    if_range: str | None = None
+    accept_encoding: str | None = None
+
+
+def collect_fields(headers: Sequence[tuple[bytes, bytes]]) -> RequestFields:
+    """Pick the conditional, range and content-negotiation fields out of raw headers."""
+    fields = RequestFields()
+    for name, raw_value in headers:
+        lname = name.lower()
+        attr = _LIST_FIELDS.get(lname)
+        if attr is not None:
+            value = raw_value.decode("latin-1").strip()
+            earlier = getattr(fields, attr)
+            setattr(fields, attr, value if earlier is None else f"{earlier}, {value}")
+            continue
+        attr = _SINGLE_FIELDS.get(lname)
+        if attr is not None:
+            repeated = getattr(fields, attr) is not None
+            setattr(fields, attr, "" if repeated else raw_value.decode("latin-1").strip())
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """The validators of one representation (RFC 9110 §8.8)."""
+
+    etag: str  # with its double quotes
+    last_modified: int  # whole seconds since the epoch
+    date_is_strong: bool  # §8.8.2.2: modified at least a second before now
+
+
+def entity_tag(stat: os.stat_result, coding: str | None) -> str:
+    """The strong ETag of a file's content, per content coding (see module docstring)."""
+    suffix = f"-{coding}" if coding else ""
+    return f'"{stat.st_mtime_ns:x}-{stat.st_size:x}{suffix}"'
+
+
+def validators_of(stat: os.stat_result, coding: str | None, now: float) -> Validators:
+    """ETag and Last-Modified of a file served with content coding ``coding``."""
+    return Validators(
+        etag=entity_tag(stat, coding),
+        last_modified=int(stat.st_mtime),
+        date_is_strong=now - stat.st_mtime >= 1.0,
+    )
+
+
+def http_date(seconds: int) -> str:
+    """IMF-fixdate, the only date form senders may generate (RFC 9110 §5.6.7)."""
+    return formatdate(seconds, usegmt=True)
+
+
+def parse_http_date(text: str) -> int | None:
+    """Seconds since the epoch of an HTTP-date in any of its three forms; None if invalid."""
+    for form in _DATE_FORMS:
+        match = form.fullmatch(text)
+        if match is None:
+            continue
+        year = int(match["year"])
+        if year < 100:
+            # RFC 9110 §5.6.7: a two-digit year more than 50 years in the future
+            # is the most recent past year with those digits.
+            this_year = int(formatdate(usegmt=True)[12:16])
+            year += this_year - this_year % 100
+            if year > this_year + 50:
+                year -= 100
+        month, day = _MONTHS[match["month"]], int(match["day"])
+        hour, minute, second = int(match["hour"]), int(match["minute"]), int(match["second"])
+        try:
+            # Validates the calendar (no 31 Feb); a leap second 60 counts as 59.
+            datetime(year, month, day, hour, minute, min(second, 59))
+        except ValueError:
+            return None
+        return calendar.timegm((year, month, day, hour, minute, second))
+    return None
+
+
+def _entity_tags(text: str) -> list[tuple[bool, str]] | None:
+    """``(weak, opaque)`` pairs of a list of entity-tags; None if malformed."""
+    tags: list[tuple[bool, str]] = []
+    position = 0
+    text = text.strip()
+    while position < len(text):
+        if text[position] in ", \t":  # empty list elements are allowed (RFC 9110 §5.6.1)
+            position += 1
+            continue
+        match = _ENTITY_TAG.match(text, position)
+        if match is None:
+            return None
+        tags.append((match[1] is not None, match[2]))
+        position = match.end()
+    return tags
+
+
+def _matches(field: str, etag: str, *, weak: bool) -> bool | None:
+    """Whether an If-Match/If-None-Match value matches ``etag``; None if it is invalid."""
+    if field.strip() == "*":
+        return True  # the file exists, so it has a current representation
+    tags = _entity_tags(field)
+    if not tags:
+        return None
+    # RFC 9110 §8.8.3.2: strong comparison needs both tags strong; weak ignores W/.
+    return any(opaque == etag and (weak or not is_weak) for is_weak, opaque in tags)
+
+
+def evaluate_preconditions(fields: RequestFields, validators: Validators) -> int | None:
+    """412 or 304 when a precondition says so, else None (RFC 9110 §13.2.2, GET/HEAD)."""
+    # Step 1 and 2: If-Match, else If-Unmodified-Since.
+    if fields.if_match is not None:
+        if _matches(fields.if_match, validators.etag, weak=False) is False:
+            return 412
+    elif fields.if_unmodified_since is not None:
+        date = parse_http_date(fields.if_unmodified_since)
+        if date is not None and validators.last_modified > date:
+            return 412
+    # Step 3 and 4: If-None-Match wins over If-Modified-Since (§13.1.2, §13.1.3).
+    if fields.if_none_match is not None:
+        if _matches(fields.if_none_match, validators.etag, weak=True):
+            return 304
+    elif fields.if_modified_since is not None:
+        date = parse_http_date(fields.if_modified_since)
+        if date is not None and validators.last_modified <= date:
+            return 304
+    return None
+
+
+def if_range_allows(fields: RequestFields, validators: Validators) -> bool:
+    """Whether the Range field may be honoured (RFC 9110 §13.1.5): no If-Range, or it holds."""
+    value = fields.if_range
+    if value is None:
+        return True
+    tags = _entity_tags(value) if value.endswith('"') else None
+    if tags is not None and len(tags) == 1:
+        is_weak, opaque = tags[0]
+        return not is_weak and opaque == validators.etag  # strong comparison only
+    date = parse_http_date(value)
+    return date is not None and validators.date_is_strong and date == validators.last_modified

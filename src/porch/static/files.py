@@ -1,0 +1,319 @@
+"""Decide the response to a request for a static file: find it safely, then answer like nginx.
+
+``StaticFiles.match`` runs on the worker's event loop before the app is
+called. It does blocking file-system calls (realpath, stat, open; nginx's
+default does the same), never socket I/O. Where a file is found:
+
+* **Containment.** URL rules first (``urls.py``). Then the candidate path
+  is resolved with ``os.path.realpath`` against the *current* real path of
+  the mount's directory (a deploy that switches a ``current`` symlink is
+  picked up) and refused unless it stays inside it: a symlink, or a symlinked
+  directory, pointing outside the root is a 404 unless
+  ``--static-follow-symlinks``. Symlinks that stay inside the root are served.
+  The resolved path is opened with ``O_NOFOLLOW`` (and ``O_NONBLOCK``, so a FIFO
+  swapped in cannot block the loop) and the open file must be the regular
+  file that was checked (same device and inode). This guards against what is in
+  the tree; it does not make the tree safe from a local user racing renames in it.
+* **Only regular files** are served; directories are served through the index
+  file (``--static-index``) or are 404, never listed. ``/dir`` redirects (301) to
+  ``/dir/`` when the index exists.
+* ``match`` raises ``OSError`` only for unexpected failures (EMFILE, EIO);
+  missing, unreadable (403) or refused files are ordinary responses.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from porch.static.conditions import (
+    RequestFields,
+    collect_fields,
+    evaluate_preconditions,
+    http_date,
+    if_range_allows,
+    validators_of,
+)
+from porch.static.negotiation import CODINGS, choose_coding, media_type
+from porch.static.ranges import (
+    Span,
+    multipart_fits,
+    multipart_frame,
+    new_boundary,
+    plan_ranges,
+)
+from porch.static.responses import FileBody, StaticResponse, error_response
+from porch.static.urls import Mount, Route, route_request
+
+if TYPE_CHECKING:
+    from porch.config.settings import Config
+
+__all__ = ["StaticFiles"]
+
+_METHODS = ("GET", "HEAD")
+_ALLOW = [("Allow", "GET, HEAD")]  # RFC 9110 §15.5.6: a 405 lists the allowed methods
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+# The file is not there (any more), or is a symlink O_NOFOLLOW refused.
+_NOT_FOUND_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.ENXIO}
+)
+
+
+class StaticFiles:
+    """Every ``--static`` mount, and the rules that answer requests under them."""
+
+    __slots__ = ("cache_control", "follow_symlinks", "index", "mounts")
+
+    def __init__(
+        self,
+        *,
+        mounts: Sequence[Mount],
+        follow_symlinks: bool = False,
+        cache_control: str = "",
+        index: str = "",
+    ) -> None:
+        # Longest prefix first, so /assets/img wins over /assets.
+        self.mounts = tuple(sorted(mounts, key=lambda mount: -len(mount.segments)))
+        self.follow_symlinks = follow_symlinks
+        self.cache_control = cache_control
+        self.index = index
+
+    @classmethod
+    def from_config(cls, config: Config) -> StaticFiles | None:
+        """The static layer of ``config``, or None when no ``--static`` is given."""
+        if not config.static:
+            return None
+        return cls(
+            mounts=[Mount.parse(item) for item in config.static],
+            follow_symlinks=config.static_follow_symlinks,
+            cache_control=config.static_cache_control,
+            index=config.static_index,
+        )
+
+    def match(
+        self, method: str, raw_path: bytes, headers: Sequence[tuple[bytes, bytes]]
+    ) -> StaticResponse | None:
+        """The response for a request, or None when its path is not under a mount.
+
+        ``raw_path`` is the request-target's path exactly as received (percent-
+        encoded, no query); ``headers`` are the raw request header fields.
+        """
+        route = route_request(self.mounts, raw_path)
+        if route is None:
+            return None
+        head_only = method == "HEAD"
+        if method not in _METHODS:
+            return error_response(405, head_only=False, headers=_ALLOW)
+        if route.segments is None:
+            return error_response(404, head_only=head_only)
+        root = os.path.realpath(route.mount.directory)
+        found = self._find(root, route, head_only)
+        if isinstance(found, StaticResponse):
+            return found
+        path, name = found
+        return self._serve(root, path, name, collect_fields(headers), method)
+
+    # --- finding the file -----------------------------------------------------------
+
+    def _find(self, root: str, route: Route, head_only: bool) -> tuple[str, str] | StaticResponse:
+        """(path, name for the media type) of the file to serve, or a 404/403/301."""
+        assert route.segments is not None
+        path = self._contained(root, os.path.join(root, *route.segments))
+        kind = _kind(path)
+        if kind == "dir":
+            assert path is not None
+            index = self._contained(root, os.path.join(path, self.index)) if self.index else None
+            if _kind(index) != "file":
+                return error_response(404, head_only=head_only)  # never a listing
+            if not route.directory_url:
+                location = route.url(trailing_slash=True)
+                return error_response(301, head_only=head_only, headers=[("Location", location)])
+            assert index is not None
+            return index, self.index
+        if kind == "file" and not route.directory_url:
+            assert path is not None
+            return path, route.segments[-1]
+        status = 403 if kind == "forbidden" else 404
+        return error_response(status, head_only=head_only)
+
+    def _contained(self, root: str, candidate: str) -> str | None:
+        """The path to open for ``candidate``, or None if it resolves outside ``root``."""
+        if self.follow_symlinks:
+            return candidate  # the URL rules keep the path itself under root
+        real = os.path.realpath(candidate)
+        if real != root and os.path.commonpath((root, real)) != root:
+            return None
+        return real
+
+    def _siblings(self, root: str, path: str) -> dict[str, str]:
+        """Content coding -> path of each precompressed regular file next to ``path``."""
+        available = {}
+        for coding, suffix in CODINGS:
+            sibling = self._contained(root, path + suffix)
+            if sibling is not None and _kind(sibling) == "file":
+                available[coding] = sibling
+        return available
+
+    # --- answering --------------------------------------------------------------------
+
+    def _serve(
+        self, root: str, path: str, name: str, fields: RequestFields, method: str
+    ) -> StaticResponse:
+        available = self._siblings(root, path)
+        coding = choose_coding(fields.accept_encoding, available)
+        opened = _open(available[coding], self.follow_symlinks) if coding else None
+        if not isinstance(opened, tuple):  # no coding chosen, or its file just vanished
+            coding = None
+            opened = _open(path, self.follow_symlinks)
+        if isinstance(opened, int):
+            return error_response(opened, head_only=method == "HEAD")
+        file, info = opened
+        try:
+            response = self._respond(file, info, name, coding, bool(available), fields, method)
+        except BaseException:
+            file.close()
+            raise
+        if response.file is None:
+            file.close()
+        return response
+
+    def _respond(
+        self,
+        file: io.FileIO,
+        info: os.stat_result,
+        name: str,
+        coding: str | None,
+        vary: bool,
+        fields: RequestFields,
+        method: str,
+    ) -> StaticResponse:
+        head_only = method == "HEAD"
+        validators = validators_of(info, coding, time.time())
+        # RFC 9110 §15.4.5: a 304 carries the ETag, Cache-Control and Vary a 200 would.
+        common = [("ETag", validators.etag), ("Last-Modified", http_date(validators.last_modified))]
+        if self.cache_control:
+            common.append(("Cache-Control", self.cache_control))
+        if vary:  # RFC 9110 §12.5.5: every variant says what it was chosen by
+            common.append(("Vary", "Accept-Encoding"))
+        verdict = evaluate_preconditions(fields, validators)
+        if verdict == 304:
+            return StaticResponse(status=304, headers=common, head_only=head_only)
+        if verdict == 412:
+            return error_response(412, head_only=head_only)
+        content_type = media_type(name)
+        headers = [("Content-Type", content_type), *common, ("Accept-Ranges", "bytes")]
+        if coding:
+            headers.append(("Content-Encoding", coding))
+        size = info.st_size
+        # RFC 9110 §14.2: Range is defined for GET only; HEAD gets the full headers.
+        if method == "GET" and fields.range is not None and if_range_allows(fields, validators):
+            spans = plan_ranges(fields.range, size)
+            if spans is not None:
+                ranged = _ranged(file, size, spans, headers, content_type, multipart=not coding)
+                if ranged is not None:
+                    return ranged
+        headers.append(("Content-Length", str(size)))
+        if head_only:
+            return StaticResponse(status=200, headers=headers, head_only=True)
+        return StaticResponse(status=200, headers=headers, file=FileBody(file, 0, size))
+
+
+def _ranged(
+    file: io.FileIO,
+    size: int,
+    spans: tuple[Span, ...],
+    headers: list[tuple[str, str]],
+    content_type: str,
+    *,
+    multipart: bool,
+) -> StaticResponse | None:
+    """A 416 or 206 for ``spans``; None when the whole file goes out instead (rule 5)."""
+    if not spans:
+        # RFC 9110 §15.5.17: say how large the representation is.
+        return error_response(416, head_only=False, headers=[("Content-Range", f"bytes */{size}")])
+    if len(spans) == 1:
+        first, last = spans[0]
+        count = last - first + 1
+        headers += [
+            ("Content-Range", f"bytes {first}-{last}/{size}"),
+            ("Content-Length", str(count)),
+        ]
+        return StaticResponse(status=206, headers=headers, file=FileBody(file, first, count))
+    if not multipart:
+        return None
+    boundary = new_boundary()
+    heads, tail = multipart_frame(spans, size, content_type, boundary)
+    length = sum(len(head) for head in heads) + len(tail)
+    length += sum(last - first + 1 for first, last in spans)
+    if not multipart_fits(length, size):
+        return None
+    pieces = []
+    for head, (first, last) in zip(heads, spans, strict=True):
+        pieces += [head, _read(file, first, last - first + 1)]
+    body = b"".join([*pieces, tail])
+    if len(body) != length:
+        return None  # the file shrank while being read: send what it is now
+    headers[0] = ("Content-Type", f"multipart/byteranges; boundary={boundary}")
+    headers.append(("Content-Length", str(length)))
+    return StaticResponse(status=206, headers=headers, body=body)
+
+
+def _read(file: io.FileIO, offset: int, count: int) -> bytes:
+    chunks = []
+    while count > 0:
+        chunk = os.pread(file.fileno(), count, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def _kind(path: str | None) -> str:
+    """What ``path`` is: file, dir, forbidden (EACCES) or missing (or outside, or special)."""
+    if path is None:
+        return "missing"
+    try:
+        mode = os.stat(path).st_mode
+    except PermissionError:
+        return "forbidden"
+    except OSError:
+        return "missing"  # ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG...
+    if stat.S_ISREG(mode):
+        return "file"
+    return "dir" if stat.S_ISDIR(mode) else "missing"  # FIFOs, sockets, devices
+
+
+def _open(path: str, follow_symlinks: bool) -> tuple[io.FileIO, os.stat_result] | int:
+    """The open regular file at ``path`` and its status, or the error status (404/403).
+
+    Failures that are not about the file (EMFILE, ENFILE, EIO...) are raised.
+    """
+    try:
+        expected = os.stat(path)
+        if not stat.S_ISREG(expected.st_mode):
+            return 404  # checked before opening: opening a device can have effects
+        flags = _OPEN_FLAGS if follow_symlinks else _OPEN_FLAGS | os.O_NOFOLLOW
+        fd = os.open(path, flags)
+    except PermissionError:
+        return 403
+    except OSError as exc:
+        if exc.errno in _NOT_FOUND_ERRNOS:
+            return 404
+        raise
+    file = io.FileIO(fd, "rb", closefd=True)
+    try:
+        info = os.fstat(fd)
+    except BaseException:
+        file.close()
+        raise
+    if (info.st_dev, info.st_ino) != (expected.st_dev, expected.st_ino):
+        file.close()
+        return 404  # replaced between the check and the open (ELOOP for a symlink)
+    return file, info

@@ -1,0 +1,92 @@
+"""Content negotiation of static files: media type by extension, encoding by Accept-Encoding.
+
+Media types come from Python's built-in ``mimetypes`` table (never the host's
+``/etc/mime.types``, so every machine answers alike) with current web types
+added (RFC 9239 ``text/javascript``, fonts, WebAssembly, WebP...). Text types
+get ``charset=utf-8``. Unknown extensions are ``application/octet-stream``.
+
+A precompressed sibling (``app.js.br``, ``app.js.zst``, ``app.js.gz``) is chosen
+by the client's ``Accept-Encoding`` q-values (RFC 9110 §12.5.3): a coding with
+``q=0`` is never chosen, ``*`` stands for codings not listed, ties go to the
+smaller format (br, then zstd, then gzip). ``identity`` only wins when the
+client lists it with a q-value higher than every available coding's.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+from collections.abc import Collection
+
+__all__ = ["CODINGS", "accepted_codings", "choose_coding", "media_type"]
+
+# Content coding name and file suffix, in server preference order.
+CODINGS: tuple[tuple[str, str], ...] = (("br", ".br"), ("zstd", ".zst"), ("gzip", ".gz"))
+_ALIASES = {"x-gzip": "gzip"}  # RFC 9110 §8.4.1.3
+# RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+
+_EXTRA_TYPES = {
+    ".js": "text/javascript",  # RFC 9239
+    ".mjs": "text/javascript",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".wasm": "application/wasm",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+    ".md": "text/markdown",
+    ".gz": "application/gzip",
+    ".tgz": "application/gzip",
+    ".br": "application/octet-stream",
+    ".zst": "application/zstd",
+}
+_TYPES = {**mimetypes.MimeTypes().types_map[True], **_EXTRA_TYPES}
+_DEFAULT_TYPE = "application/octet-stream"
+
+
+def media_type(name: str) -> str:
+    """The Content-Type of a file named ``name``, by its last extension."""
+    found = _TYPES.get(os.path.splitext(name)[1].lower(), _DEFAULT_TYPE)
+    return found + "; charset=utf-8" if found.startswith("text/") else found
+
+
+def accepted_codings(value: str) -> dict[str, float]:
+    """Coding (lower case) -> q-value of an Accept-Encoding value; bad members are skipped."""
+    accepted: dict[str, float] = {}
+    for member in value.split(","):
+        coding, *params = (part.strip(" \t") for part in member.split(";"))
+        if not coding:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, raw = param.partition("=")
+            if name.strip().lower() == "q":
+                raw = raw.strip()
+                quality = float(raw) if _QVALUE.fullmatch(raw) else -1.0
+        if quality >= 0:
+            coding = coding.lower()
+            accepted[_ALIASES.get(coding, coding)] = quality
+    return accepted
+
+
+def choose_coding(accept_encoding: str | None, available: Collection[str]) -> str | None:
+    """The content coding to serve among ``available``, or None for the file itself."""
+    if accept_encoding is None or not available:
+        return None  # no Accept-Encoding: send the identity form, as nginx does
+    accepted = accepted_codings(accept_encoding)
+    default = accepted.get("*", 0.0)
+    best, best_quality = None, 0.0
+    for coding, _ in CODINGS:
+        if coding in available:
+            quality = accepted.get(coding, default)
+            if quality > best_quality:
+                best, best_quality = coding, quality
+    if best is not None and accepted.get("identity", 0.0) > best_quality:
+        return None
+    return best

@@ -126,6 +126,20 @@ class Probe:
                 raise AssertionError(f"the worker never emitted {line!r}; it emitted {self.seen}")
             self._read()
 
+    def expect_prefix(self, prefix: str, timeout: float = IO_TIMEOUT_S) -> str:
+        """Wait until the worker emitted a line starting with ``prefix``; return the first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.seen:
+                if line.startswith(prefix):
+                    return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._r], [], [], remaining)[0]:
+                raise AssertionError(
+                    f"the worker never emitted {prefix!r}...; it emitted {self.seen}"
+                )
+            self._read()
+
     def drain(self) -> list[str]:
         """Everything emitted so far (without waiting)."""
         while select.select([self._r], [], [], 0)[0]:

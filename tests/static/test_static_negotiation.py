@@ -173,3 +173,23 @@ def test_accepted_codings_parse() -> None:
     assert accepted_codings(" , ,") == {}
     assert choose_coding(None, {"gzip"}) is None
     assert choose_coding("gzip", ()) is None
+
+
+def test_sibling_symlinked_inside_the_root_is_served(client: Client, site: Path) -> None:
+    (site / "build").mkdir()
+    (site / "build" / "app.css.gz").write_bytes(b"GZ-IN-BUILD")
+    (site / "app.css").write_bytes(b"plain css")
+    (site / "app.css.gz").symlink_to("build/app.css.gz")
+    answer = client.get("/static/app.css", ("Accept-Encoding", "gzip"))
+    assert (answer.body, answer["Content-Encoding"]) == (b"GZ-IN-BUILD", "gzip")
+
+
+def test_sibling_symlinked_out_is_served_only_when_following(site: Path) -> None:
+    from static_client import make_static
+
+    (site.parent / "outside.gz").write_bytes(b"GZ-OUTSIDE")
+    (site / "hello.txt.gz").symlink_to(site.parent / "outside.gz")
+    gzip = ("Accept-Encoding", "gzip")
+    assert Client(make_static(site)).get("/static/hello.txt", gzip).get("Content-Encoding") is None
+    following = Client(make_static(site, follow_symlinks=True)).get("/static/hello.txt", gzip)
+    assert following.body == b"GZ-OUTSIDE"

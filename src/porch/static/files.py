@@ -151,11 +151,23 @@ class StaticFiles:
         return real
 
     def _siblings(self, root: str, path: str) -> dict[str, str]:
-        """Content coding -> path of each precompressed regular file next to ``path``."""
+        """Content coding -> path of each precompressed regular file next to ``path``.
+
+        ``path`` is already resolved and inside ``root``, so a sibling that is a
+        regular file is inside too: one lstat each; only symlinks get resolved.
+        """
         available = {}
         for coding, suffix in CODINGS:
-            sibling = self._contained(root, path + suffix)
-            if sibling is not None and _kind(sibling) == "file":
+            sibling = path + suffix
+            try:
+                mode = os.lstat(sibling).st_mode
+            except OSError:
+                continue
+            if stat.S_ISLNK(mode):
+                resolved = self._contained(root, sibling)
+                if resolved is not None and _kind(resolved) == "file":
+                    available[coding] = resolved
+            elif stat.S_ISREG(mode):
                 available[coding] = sibling
         return available
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
 
 import pytest
-from static_client import TEXT, Client, make_static
+from static_client import BIG, TEXT, Client, make_static
 
 from porch.config import load_config
 from porch.static import StaticFiles, StaticResponse
 from porch.static import files as static_files
+from porch.wsgi.file_wrapper import FileWrapper
+from porch.wsgi.response import StartResponse
 
 
 def test_full_200(client: Client) -> None:
@@ -185,3 +190,88 @@ def test_from_config_follow_symlinks(site: Path) -> None:
     assert static is not None
     assert Client(static).get("/s/out").body == b"TOP SECRET\n"
     assert Client(make_static(site, prefix="/s")).get("/s/out").status == 404
+
+
+# --- as a WSGI app, for the worker's ordinary exchange -------------------------------------------
+
+
+def run_app(response: StaticResponse) -> tuple[StartResponse, object]:
+    """Call the adapter the way the worker does, with porch's own start_response checks."""
+    start = StartResponse(lambda data: None)
+    result = response.as_wsgi_app()({"REQUEST_METHOD": "GET"}, start)
+    return start, result
+
+
+def test_wsgi_app_of_a_file_is_a_file_wrapper_for_sendfile(client: Client) -> None:
+    response = client.raw("/static/big.bin", ("Range", "bytes=100-199"))
+    assert response is not None and response.file is not None
+    start, result = run_app(response)
+    assert (start.status, start.content_length) == ("206 Partial Content", 100)
+    assert type(result) is FileWrapper
+    fd, offset, count = result.sendfile_source()  # type: ignore[misc]
+    assert (fd, offset) == (response.file.fd, 100)
+    assert count >= 100  # the worker caps it at Content-Length
+    assert b"".join(result) == BIG[100:200]  # the fallback stops at the span's end
+    result.close()
+    with pytest.raises(ValueError):
+        response.file.fd  # noqa: B018  (closing the result closed the file)
+
+
+def test_wsgi_app_of_a_full_file(client: Client) -> None:
+    response = client.raw("/static/hello.txt")
+    assert response is not None
+    start, result = run_app(response)
+    assert start.status == "200 OK"
+    assert start.content_length == len(TEXT)
+    assert type(result) is FileWrapper
+    assert result.sendfile_source()[1:] == (0, len(TEXT))  # type: ignore[index]
+    assert b"".join(result) == TEXT
+    result.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "method", "status", "body"),
+    [
+        ("/static/missing", (), "GET", "404 Not Found", b"404 Not Found\n"),
+        ("/static/hello.txt", (), "HEAD", "200 OK", b""),
+        ("/static/hello.txt", (("If-None-Match", "*"),), "GET", "304 Not Modified", b""),
+        ("/static/hello.txt", (), "DELETE", "405 Method Not Allowed", b"405 Method Not Allowed\n"),
+    ],
+)
+def test_wsgi_app_of_bodies_in_memory(
+    client: Client,
+    path: str,
+    headers: tuple[tuple[str, str], ...],
+    method: str,
+    status: str,
+    body: bytes,
+    open_fds: None,
+) -> None:
+    response = client.raw(path, *headers, method=method)
+    assert response is not None
+    start, result = run_app(response)
+    assert start.status == status
+    assert result == [body]
+
+
+def test_wsgi_app_passes_the_wsgiref_validator(client: Client) -> None:
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        statuses.append(status)
+        return lambda data: None
+
+    for headers in ((), (("Range", "bytes=0-4"),), (("Range", "bytes=0-9,5000-5009"),)):
+        path = "/static/big.bin" if "5000" in str(headers) else "/static/hello.txt"
+        response = client.raw(path, *headers)
+        assert response is not None
+        environ: dict[str, Any] = {"QUERY_STRING": ""}
+        setup_testing_defaults(environ)
+        result = validator(response.as_wsgi_app())(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            result.close()  # type: ignore[attr-defined]
+        assert statuses[-1] == response.status_line
+        assert len(body) == response.content_length
+    assert [status[:3] for status in statuses] == ["200", "206", "206"]

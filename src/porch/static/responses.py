@@ -13,6 +13,11 @@ The contract with the worker:
   ``Content-Length`` included, and it has no body.
 * ``headers`` carry Content-Length whenever the status allows a body; the
   worker adds Date, Server and Connection.
+
+:meth:`StaticResponse.as_wsgi_app` wraps a response as a tiny WSGI app whose
+file body is a ``wsgi.file_wrapper`` positioned at ``offset``, so the worker
+can run it through its ordinary exchange (framing, HEAD, sendfile capped by
+Content-Length, closing the file, access log) instead of a second code path.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from porch.wsgi.file_wrapper import FileWrapper
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from porch.types import Environ, StartResponse, WSGIApp
 
 __all__ = ["FileBody", "StaticResponse", "error_response"]
 
@@ -75,6 +88,53 @@ class StaticResponse:
         """Release the open file, if any; call once the body is sent or abandoned."""
         if self.file is not None:
             self.file.close()
+
+    def as_wsgi_app(self) -> WSGIApp:
+        """This response as a WSGI app; its result's ``close()`` releases the file.
+
+        The file body is a :class:`FileWrapper` whose file is positioned at
+        ``file.offset``: the worker's sendfile path sends from ``tell()`` and
+        caps the span at Content-Length, which is ``file.count``.
+        """
+
+        def static_response(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+            start_response(self.status_line, list(self.headers))
+            if self.file is None:
+                return [self.body]
+            return FileWrapper(_FileSpan(self.file))
+
+        return static_response
+
+
+class _FileSpan:
+    """A file-like view of a :class:`FileBody`'s span, for ``wsgi.file_wrapper``.
+
+    ``fileno()`` and ``tell()`` give the worker's sendfile path the span's
+    start; ``read()`` (the fallback when sendfile cannot be used) stops at the
+    span's end instead of reading the rest of the file.
+    """
+
+    __slots__ = ("_body", "_left")
+
+    def __init__(self, body: FileBody) -> None:
+        body.file.seek(body.offset)
+        self._body = body
+        self._left = body.count
+
+    def fileno(self) -> int:
+        return self._body.fd
+
+    def tell(self) -> int:
+        return self._body.file.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self._left if size < 0 else min(size, self._left)
+        data = self._body.file.read(wanted) if wanted > 0 else b""
+        self._left -= len(data or b"")
+        return data or b""
+
+    def close(self) -> None:
+        self._body.close()
 
 
 def error_response(

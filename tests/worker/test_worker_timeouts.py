@@ -148,6 +148,24 @@ def test_a_client_that_stops_reading_is_dropped_after_write_timeout(
     assert "write timeout" in worker.log()
 
 
+@TIMING_MODES
+def test_a_closing_connection_whose_client_reads_nothing_is_dropped(serve: Serve) -> None:
+    # The whole response is handed to the transport and the connection closes
+    # gracefully: the close must not wait forever for a client that never reads.
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"c" * (16 << 20)]
+
+    worker = serve(validated(app), write_timeout=TIMEOUT_S)
+    with worker.connect(rcvbuf=16384) as conn:
+        conn.send(get(headers="Connection: close\r\n"))
+        assert conn.read_head().status == 200
+        time.sleep(TIMEOUT_S + LATE_S)
+        data, _ = conn.read_to_eof()  # the server gave up: EOF or reset long before 16 MiB
+        assert len(conn.buf) + len(data) < 16 << 20
+    assert "write timeout" in worker.log()
+
+
 # --- back-pressure -------------------------------------------------------------------------
 
 CHUNK = 65536

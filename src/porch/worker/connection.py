@@ -320,10 +320,11 @@ class HTTPConnection(asyncio.Protocol):
                 self.closing = True
 
     def abort(self) -> None:
-        """Drop the connection now (a response that cannot be completed)."""
+        """Drop the connection now: a response that cannot be completed, or a client
+        that does not read (also while a graceful close waits to flush)."""
         self.pending.clear()
-        if self.transport is not None and not self.closing:
-            self.closing = True
+        self.closing = True
+        if self.transport is not None and not self.closed:
             self.transport.abort()
 
     def sendfile(self, fd: int, offset: int, count: int, done: Callable[[bool], None]) -> None:
@@ -392,8 +393,8 @@ class HTTPConnection(asyncio.Protocol):
             self.write_timed_out()
 
     def write_timed_out(self) -> None:
-        """A client that stopped reading our response: drop it (no-op once closing)."""
-        if not self.closing:
+        """A client that stopped reading our response: drop it (no-op once it is gone)."""
+        if not self.closed:
             error_log.info("write timeout to %s: connection dropped", self.remote_addr or "unix")
             self.abort()
 

@@ -65,10 +65,14 @@ def test_imports_point_down(module: str, path: Path) -> None:
         if layer in PURE:
             assert top not in PURE_FORBIDDEN, f"{module} (pure layer) imports {name}"
         if top == "httptools":
-            assert module == "porch.protocol.h1", f"only protocol/h1.py may import httptools, not {module}"
+            assert module == "porch.protocol.h1", (
+                f"only protocol/h1.py may import httptools, not {module}"
+            )
         if top != "porch" or name == "porch":
             continue
         target = _layer(name)
         if target == layer:
             continue
-        assert RANKS[target] < RANKS[layer], f"{module} imports {name}: {layer} may not use {target}"
+        assert RANKS[target] < RANKS[layer], (
+            f"{module} imports {name}: {layer} may not use {target}"
+        )

@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING
 
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
 from porch.protocol.h1 import H1Parser
+from porch.protocol.proxy_protocol import ProxyHeaderError, ProxyHeaderParser
 from porch.worker.context import WorkerContext, reason_phrase
 from porch.worker.dispatch import BodyUnavailable, Exchange
+from porch.worker.sendfile import SendFile
 from porch.wsgi.environ import build_environ
 from porch.wsgi.input import EMPTY_INPUT, BufferedInput
 
@@ -58,6 +60,7 @@ class HTTPConnection(asyncio.Protocol):
         "parser",
         "peer_eof",
         "pending",
+        "proxy_header",
         "reading_paused",
         "remote_addr",
         "remote_port",
@@ -87,7 +90,8 @@ class HTTPConnection(asyncio.Protocol):
         self.peer_eof = False  # the client will send nothing more
         self.remote_addr = ""
         self.remote_port = ""
-        self._sendfile: _SendFile | None = None
+        self.proxy_header = ProxyHeaderParser() if ctx.config.proxy_protocol else None
+        self._sendfile: SendFile | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -97,12 +101,21 @@ class HTTPConnection(asyncio.Protocol):
         if isinstance(peer, tuple):
             self.remote_addr, self.remote_port = peer[0], str(peer[1])
         ctx = self.ctx
-        ctx.connections.add(self)
+        ctx.connection_opened(self)
         self.deadline = monotonic() + ctx.config.header_timeout
+        if self.proxy_header is not None and not ctx.proxy_allow.trusts(self.remote_addr):
+            error_log.warning(
+                "refused connection from %s: not in --proxy-allow-from", self.remote_addr
+            )
+            self.abort()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        if self.proxy_header is not None:
+            data = self._proxy_header(data)
+            if not data:
+                return
         ctx = self.ctx
         state = self.state
         if state == IDLE:
@@ -119,6 +132,21 @@ class HTTPConnection(asyncio.Protocol):
             # Pipelined requests wait for the running one: stop reading more.
             self._pause_reading()
 
+    def _proxy_header(self, data: bytes) -> bytes:
+        """PROXY protocol v1/v2 precedes HTTP: the client address it names is REMOTE_ADDR."""
+        assert self.proxy_header is not None
+        try:
+            result = self.proxy_header.feed(data)
+        except ProxyHeaderError as exc:
+            self._reject(BadRequest(status=exc.status, message=f"bad PROXY header: {exc}"))
+            return b""
+        if result is None:
+            return b""
+        self.proxy_header = None
+        if result.source is not None:
+            self.remote_addr, self.remote_port = result.source[0], str(result.source[1])
+        return result.rest
+
     def eof_received(self) -> bool | None:
         # A half-closed client still gets the responses to what it sent.
         self.peer_eof = True
@@ -129,7 +157,7 @@ class HTTPConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = self.closing = True
         self.pending.clear()
-        self.ctx.connections.discard(self)
+        self.ctx.connection_closed(self)
         if self._sendfile is not None:
             self._sendfile.stop(ok=False)
         if self.body_event is not None:
@@ -219,7 +247,12 @@ class HTTPConnection(asyncio.Protocol):
             remote_port=self.remote_port,
         )
         ctx.forwarded.apply(environ)
-        self.exchange = Exchange(self, head, environ)
+        app = ctx.app
+        if ctx.static is not None:
+            static = ctx.static.match(head.method, head.path, head.headers)
+            if static is not None:
+                app = static.as_wsgi_app()
+        self.exchange = Exchange(self, head, environ, app)
         self.exchange.start()
 
     def exchange_done(self, keep_alive: bool) -> None:
@@ -334,7 +367,7 @@ class HTTPConnection(asyncio.Protocol):
         if sock is None or self.closing:
             done(False)
             return
-        self._sendfile = _SendFile(self, os.dup(sock.fileno()), fd, offset, count, done)
+        self._sendfile = SendFile(self, os.dup(sock.fileno()), fd, offset, count, done)
 
     def sendfile_done(self) -> None:
         self._sendfile = None
@@ -404,48 +437,3 @@ class HTTPConnection(asyncio.Protocol):
             # A request may be on the wire right now; give it a moment to arrive.
             soon = monotonic() + 1.0
             self.deadline = min(self.deadline or soon, soon)
-
-
-class _SendFile:
-    """Zero-copy file body: os.sendfile on a dup of the socket, driven by add_writer."""
-
-    __slots__ = ("conn", "count", "done", "fd", "file_fd", "offset")
-
-    def __init__(
-        self,
-        conn: HTTPConnection,
-        fd: int,
-        file_fd: int,
-        offset: int,
-        count: int,
-        done: Callable[[bool], None],
-    ) -> None:
-        self.conn, self.fd, self.file_fd = conn, fd, file_fd
-        self.offset, self.count, self.done = offset, count, done
-        conn.ctx.loop.add_writer(fd, self.step)
-
-    def step(self) -> None:
-        conn = self.conn
-        assert conn.transport is not None
-        if conn.transport.get_write_buffer_size():
-            return  # the response head is still queued in the transport
-        try:
-            sent = os.sendfile(self.fd, self.file_fd, self.offset, min(self.count, 1 << 20))
-        except BlockingIOError:
-            return
-        except OSError:
-            self.stop(ok=False)
-            return
-        self.offset += sent
-        self.count -= sent
-        conn.deadline = monotonic() + conn.ctx.config.write_timeout
-        if sent == 0 or self.count <= 0:
-            self.stop(ok=self.count <= 0)
-
-    def stop(self, *, ok: bool) -> None:
-        loop = self.conn.ctx.loop
-        loop.remove_writer(self.fd)
-        os.close(self.fd)
-        self.conn.sendfile_done()
-        self.conn.deadline = 0.0
-        self.done(ok)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from porch.protocol.h1 import H1Limits
 from porch.proxy.forwarded import ForwardedRules
+from porch.static import StaticFiles
 
 if TYPE_CHECKING:
     from porch.config.settings import Config
@@ -72,9 +73,15 @@ class WorkerContext:
             else ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="porch-app")
         )
         self.forwarded = ForwardedRules(config.forwarded_allow_ips)
+        self.proxy_allow = ForwardedRules(config.proxy_allow_from)
+        self.static = StaticFiles.from_config(config)
         self.keep_alive = config.keep_alive > 0
         self.server_header = b"Server: porch\r\n" if config.server_header else b""
         self.connections: set[HTTPConnection] = set()
+        self.max_connections = config.worker_connections
+        # Set by the process: pause (False) or resume (True) accepting connections.
+        self.set_accepting: Callable[[bool], None] | None = None
+        self.accept_paused = False
         self.inflight = InFlight()
         self.stopping = False
         self.requests_served = 0
@@ -92,6 +99,24 @@ class WorkerContext:
         if second != self._date_second:
             self._date_second = second
             self.date_header = b"Date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
+
+    def connection_opened(self, conn: HTTPConnection) -> None:
+        connections = self.connections
+        connections.add(conn)
+        if len(connections) >= self.max_connections and not self.accept_paused:
+            # --worker-connections: leave further clients in the shared backlog,
+            # where another worker (or this one, later) accepts them.
+            self.accept_paused = True
+            if self.set_accepting is not None:
+                self.set_accepting(False)
+
+    def connection_closed(self, conn: HTTPConnection) -> None:
+        connections = self.connections
+        connections.discard(conn)
+        if self.accept_paused and len(connections) < self.max_connections and not self.stopping:
+            self.accept_paused = False
+            if self.set_accepting is not None:
+                self.set_accepting(True)
 
     def request_done(self) -> None:
         self.requests_served += 1

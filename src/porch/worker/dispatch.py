@@ -18,12 +18,14 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from porch.log import escape
 from porch.protocol.events import RequestHead
 from porch.protocol.h1 import ResponseFraming
 from porch.wsgi.file_wrapper import FileWrapper
 from porch.wsgi.response import StartResponse
 
 if TYPE_CHECKING:
+    from porch.types import WSGIApp
     from porch.worker.connection import HTTPConnection
 
 error_log = logging.getLogger("porch.error")
@@ -49,6 +51,7 @@ class Exchange:
     """Runs the app for one request and streams its response (see module docstring)."""
 
     __slots__ = (
+        "app",
         "cond",
         "conn",
         "ctx",
@@ -64,7 +67,10 @@ class Exchange:
         "started",
     )
 
-    def __init__(self, conn: HTTPConnection, head: RequestHead, environ: dict[str, Any]) -> None:
+    def __init__(
+        self, conn: HTTPConnection, head: RequestHead, environ: dict[str, Any], app: WSGIApp
+    ) -> None:
+        self.app = app  # the app, or a static-file response posing as one
         self.conn = conn
         self.ctx = conn.ctx
         self.head = head
@@ -174,7 +180,7 @@ class Exchange:
 
     def _log_failure(self, exc: Exception) -> None:
         head = self.head
-        path = head.path.decode("latin-1")
+        path = escape(head.path.decode("latin-1"))  # client bytes: never forge a log line
         if isinstance(exc, BodyUnavailable):  # the client's fault: no traceback
             error_log.info("%s %s: %s", head.method, path, exc)
         else:
@@ -226,7 +232,7 @@ class Exchange:
         inflight[ident] = (self.head.method, self.head.path, self.started, self.conn)
         conn = self.conn
         try:
-            result = self.result = self.ctx.app(self.environ, self.sr)
+            result = self.result = self.app(self.environ, self.sr)
             if type(result) is list or type(result) is tuple:
                 conn.write(self._whole(result) + self._tail())
                 self._finish()
@@ -362,7 +368,7 @@ class Exchange:
         ident = threading.get_ident()
         inflight[ident] = (self.head.method, self.head.path, self.started, self.conn)
         try:
-            result = self.result = self.ctx.app(self.environ, self.sr)
+            result = self.result = self.app(self.environ, self.sr)
             if type(result) is list or type(result) is tuple:
                 data = self._whole(result) + self._tail()
                 self._close_result()

@@ -102,6 +102,7 @@ class Worker:
         self.loop = new_event_loop()
         self.stop_deadline = 0.0
         self.watchdog: Watchdog | None = None
+        self.master_pid = os.getppid()
 
     def run(self) -> int:
         for sig in _MASTER_SIGNALS:
@@ -171,12 +172,35 @@ class Worker:
     async def _serve(self) -> None:
         ctx = self.ctx
         assert ctx is not None
-        for sock in self.listeners:
-            self.spares.append(sock.dup())
+        # The spares keep each listening socket open while a server is closed
+        # (accept paused, graceful drain): the kernel backlog is never dropped.
+        self.spares = [sock.dup() for sock in self.listeners]
+        await self._start_servers(self.listeners)
+        ctx.set_accepting = self._set_accepting
+
+    async def _start_servers(self, socks: list[socket.socket]) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        for sock in socks:
             server = await self.loop.create_server(
                 lambda: HTTPConnection(ctx), sock=sock, backlog=self.config.backlog
             )
             self.servers.append(server)
+
+    def _set_accepting(self, accepting: bool) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        if not accepting:
+            error_log.warning(
+                "worker %d reached --worker-connections %d: not accepting until one closes",
+                os.getpid(),
+                ctx.max_connections,
+            )
+            for server in self.servers:
+                server.close()
+            self.servers.clear()
+        elif not ctx.stopping and not self.servers:
+            self.loop.create_task(self._start_servers([spare.dup() for spare in self.spares]))
 
     def _running(self) -> None:
         """First callback of the running loop: take signals, then report ready."""
@@ -200,6 +224,9 @@ class Worker:
         ctx.tick()
         ctx.sweep()
         self.channel.beat()
+        if os.getppid() != self.master_pid and not ctx.stopping:
+            error_log.warning("worker %d: the master is gone; stopping", os.getpid())
+            self.graceful_stop()
         if ctx.stopping:
             idle = not ctx.connections and not self.adopting
             if idle or ctx.now >= self.stop_deadline:

@@ -10,6 +10,8 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from porch.log import escape
+
 if TYPE_CHECKING:
     from porch.worker.connection import HTTPConnection
     from porch.worker.context import InFlight
@@ -68,7 +70,7 @@ class Watchdog(threading.Thread):
             "Request timeout: %s %s has run for %.1fs (--timeout %gs) in %s; "
             "the worker will be replaced. Stack of the request's thread:\n%s",
             method,
-            path.decode("latin-1"),
+            escape(path.decode("latin-1")),
             elapsed,
             self._timeout_s,
             "the event loop thread" if inline else "an app thread",

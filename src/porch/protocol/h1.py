@@ -32,6 +32,7 @@ __all__ = ["H1Limits", "H1Parser", "ResponseFraming", "status_line"]
 
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _NO_BODY_STATUS = frozenset({204, 304})
+_GOOD_HOSTS: set[bytes] = set()  # Host values already validated (a server sees few)
 # RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]; an IP-literal in brackets.
 _HOST = re.compile(
     rb"(?:\[[0-9A-Za-z:._~!$&'()*+,;=%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
@@ -80,6 +81,7 @@ class H1Parser:
         "_head_bytes",
         "_headers",
         "_host_count",
+        "_host_value",
         "_idle",
         "_in_head",
         "_keep_alive",
@@ -110,6 +112,7 @@ class H1Parser:
         self._headers: list[tuple[bytes, bytes]] = []
         self._in_head = True
         self._host_count = 0
+        self._host_value = b""
         self._expect = False
         self._had_te = False
         self._upgrade_header = False
@@ -225,6 +228,7 @@ class H1Parser:
     def _special_header(self, lname: bytes, value: bytes) -> None:
         if lname == b"host":
             self._host_count += 1
+            self._host_value = value
         elif lname == b"transfer-encoding":
             self._had_te = True
             refusal = _transfer_coding_error(value)
@@ -263,9 +267,12 @@ class H1Parser:
             raise ProtocolError(501, "CONNECT is not supported")
         path, query, host = _split_target(self._url, method)
         if self._host_count:
-            header_host = next(v for n, v in self._headers if len(n) == 4 and n.lower() == b"host")
-            if _HOST.fullmatch(header_host) is None:
-                raise ProtocolError(400, "invalid Host header")  # RFC 9112 §3.2
+            header_host = self._host_value
+            if header_host not in _GOOD_HOSTS:
+                if _HOST.fullmatch(header_host) is None:
+                    raise ProtocolError(400, "invalid Host header")  # RFC 9112 §3.2
+                if len(_GOOD_HOSTS) < 1024:
+                    _GOOD_HOSTS.add(header_host)
             if host is None:
                 host = header_host
         chunked = self._had_te  # llhttp accepts TE only when chunked is final
@@ -448,9 +455,18 @@ def _parser_error(exc: Exception) -> tuple[int, str]:
 # --- responses ---------------------------------------------------------------------
 
 
+_STATUS_LINES: dict[tuple[str, str], bytes] = {}
+_HEADER_LINES: dict[tuple[str, str], bytes] = {}
+
+
 def status_line(version: str, status: str) -> bytes:
     """``HTTP/1.1 200 OK\\r\\n`` for a validated WSGI status string."""
-    return b"HTTP/" + version.encode() + b" " + status.encode("latin-1") + b"\r\n"
+    line = _STATUS_LINES.get((version, status))
+    if line is None:
+        line = b"HTTP/" + version.encode() + b" " + status.encode("latin-1") + b"\r\n"
+        if len(_STATUS_LINES) < 1024:
+            _STATUS_LINES[version, status] = line
+    return line
 
 
 class ResponseFraming:
@@ -497,10 +513,17 @@ class ResponseFraming:
         """Serialize the response head. ``extra`` holds server-added header lines."""
         lines = [status_line(http_version, status)]
         drop_length = self._drop_content_length
-        for name, value in headers:
-            if drop_length and len(name) == 14 and name.lower() == "content-length":
-                continue
-            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+        cache = _HEADER_LINES
+        for pair in headers:
+            line = cache.get(pair)
+            if line is None:
+                name, value = pair
+                if drop_length and len(name) == 14 and name.lower() == "content-length":
+                    continue
+                line = f"{name}: {value}\r\n".encode("latin-1")
+                if len(cache) < 4096 and len(name) != 14:  # Content-Length values vary
+                    cache[pair] = line
+            lines.append(line)
         if self.chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")
         if not self.keep_alive:

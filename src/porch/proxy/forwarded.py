@@ -66,6 +66,11 @@ class ForwardedRules:
 
     def apply(self, environ: dict[str, Any]) -> None:
         """Rewrite ``environ`` in place for the peer in ``REMOTE_ADDR``."""
+        for key in _HEADERS:
+            if key in environ:
+                break
+        else:
+            return  # the common case: no forwarding header at all
         if not self.trusts(environ["REMOTE_ADDR"]):
             for key in _HEADERS:
                 environ.pop(key, None)

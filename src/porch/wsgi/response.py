@@ -108,8 +108,23 @@ class StartResponse:
         self._sink(data)
 
 
+_STATUS_CODES: dict[str, int] = {}  # validated status strings (apps reuse a handful)
+_GOOD_PAIRS: set[tuple[str, str]] = set()  # validated ordinary (name, value) pairs
+_CACHE_MAX = 4096
+
+
 def parse_status(status: str) -> int:
     """Return the status code of a PEP 3333 status string; raise ``AppResponseError``."""
+    code = _STATUS_CODES.get(status) if type(status) is str else None
+    if code is not None:
+        return code
+    code = _parse_status(status)
+    if len(_STATUS_CODES) < _CACHE_MAX:
+        _STATUS_CODES[status] = code
+    return code
+
+
+def _parse_status(status: str) -> int:
     if not isinstance(status, str):
         raise AppResponseError(f"status must be a str, not {type(status).__name__}")
     match = _STATUS.match(status)
@@ -133,7 +148,11 @@ def validate_headers(headers: ResponseHeaders) -> tuple[ResponseHeaders, int | N
     kept: ResponseHeaders = []
     content_length: int | None = None
     close = False
+    good = _GOOD_PAIRS
     for item in headers:
+        if type(item) is tuple and item in good:
+            kept.append(item)  # seen before: a valid, ordinary header (the hot path)
+            continue
         if not isinstance(item, tuple | list) or len(item) != 2:
             raise AppResponseError(f"response header {item!r} is not a (name, value) pair")
         name, value = item
@@ -152,6 +171,8 @@ def validate_headers(headers: ResponseHeaders) -> tuple[ResponseHeaders, int | N
                     raise AppResponseError("conflicting Content-Length response headers")
                 continue  # RFC 9110 §8.6: identical duplicates are one value
             content_length = length
+        elif len(good) < _CACHE_MAX and type(name) is str and type(value) is str:
+            good.add((name, value))  # exact str only: a subclass could compare equal yet differ
         kept.append((name, value))
     return kept, content_length, close
 

@@ -352,6 +352,17 @@ class HTTPConnection(asyncio.Protocol):
             if transport.is_closing():  # the write failed: the peer is gone
                 self.closing = True
 
+    def write_parts(self, parts: list[bytes]) -> None:
+        """Write a response in pieces: joined when small (one send), else as a writev."""
+        if len(parts) == 1 or sum(map(len, parts)) < 16384:
+            self.write(b"".join(parts))
+        elif not self.closing:
+            transport = self.transport
+            assert transport is not None
+            transport.writelines(parts)
+            if transport.is_closing():
+                self.closing = True
+
     def abort(self) -> None:
         """Drop the connection now: a response that cannot be completed, or a client
         that does not read (also while a graceful close waits to flush)."""

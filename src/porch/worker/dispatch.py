@@ -139,12 +139,16 @@ class Exchange:
         assert self.framing is not None
         return self.framing.body(data)
 
-    def _whole(self, result: list[bytes] | tuple[bytes, ...]) -> bytes:
-        """A list result: one write with a computed Content-Length."""
+    def _whole(self, result: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
+        """A list result: head, body and tail for one write, with a computed Content-Length.
+
+        Parts, not one joined bytes: a large body is not copied to be glued to its head.
+        """
         body = result[0] if len(result) == 1 else b"".join(result)
         if self.framing is None:
-            return self._begin(len(body)) + self._frame_body(body) if body else self._begin(0)
-        return self._frame_body(body)
+            head = self._begin(len(body))
+            return [head, self._frame_body(body), self._tail()] if body else [head]
+        return [self._frame_body(body), self._tail()]
 
     def _tail(self) -> bytes:
         data = self._begin(0) if self.framing is None else b""
@@ -234,7 +238,7 @@ class Exchange:
         try:
             result = self.result = self.app(self.environ, self.sr)
             if type(result) is list or type(result) is tuple:
-                conn.write(self._whole(result) + self._tail())
+                conn.write_parts(self._whole(result))
                 self._finish()
                 return
             source = self._file_source(result)
@@ -370,7 +374,7 @@ class Exchange:
         try:
             result = self.result = self.app(self.environ, self.sr)
             if type(result) is list or type(result) is tuple:
-                data = self._whole(result) + self._tail()
+                data = b"".join(self._whole(result))
                 self._close_result()
                 self._access()
                 loop.call_soon_threadsafe(self._threaded_done, data, self._keep_alive())

@@ -140,6 +140,8 @@ def test_print_config_of_every_setting_changed_round_trips(tmp_path: Path) -> No
         *("--proxy-protocol", "--proxy-allow-from", "10.0.0.0/8"),
         *("--static", f"/assets={tmp_path}", "--static-follow-symlinks"),
         *("--static-cache-control", "no-cache", "--static-index", "index.html"),
+        *("--max-client-connections", "4", "--rate-limit", "10", "--rate-limit-burst", "5"),
+        *("--request-queue", "0"),
         *("--access-logfile", "-", "--access-logformat", 'json "quoted" \\ \t%(h)s'),
         *("--error-logfile", "/tmp/e", "--log-level", "critical", "--log-config", "l.toml"),
         "app:factory('x', n=1)",

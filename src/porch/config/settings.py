@@ -322,6 +322,40 @@ class Config:
         section="HTTP",
     )
 
+    # --- overload protection ----------------------------------------------------
+    max_client_connections: int = setting(
+        0,
+        Kind.INT,
+        "--max-client-connections",
+        help="Open connections one client address may hold per worker; more are answered "
+        "503 and closed. 0 disables.",
+        section="Overload",
+    )
+    rate_limit: int = setting(
+        0,
+        Kind.INT,
+        "--rate-limit",
+        help="Requests per second one client address may make per worker (token bucket); "
+        "excess requests get 429 with Retry-After. 0 disables.",
+        section="Overload",
+        metavar="PER_SECOND",
+    )
+    rate_limit_burst: int = setting(
+        20,
+        Kind.POS_INT,
+        "--rate-limit-burst",
+        help="Requests a client may make at once before --rate-limit applies.",
+        section="Overload",
+    )
+    request_queue: int = setting(
+        100,
+        Kind.INT,
+        "--request-queue",
+        help="With --threads N: requests that may wait for a busy app thread per worker; "
+        "beyond that new requests get a quick 503 (load shedding). 0 disables shedding.",
+        section="Overload",
+    )
+
     # --- logging --------------------------------------------------------------
     access_logfile: str | None = setting(
         None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import select
 from collections import deque
@@ -48,6 +49,8 @@ class HTTPConnection(asyncio.Protocol):
         "_sendfile",
         "body_done",
         "body_event",
+        "busy_counted",
+        "client_counted",
         "closed",
         "closing",
         "ctx",
@@ -91,6 +94,8 @@ class HTTPConnection(asyncio.Protocol):
         self.remote_addr = ""
         self.remote_port = ""
         self.proxy_header = ProxyHeaderParser() if ctx.config.proxy_protocol else None
+        self.busy_counted = False  # counted in ctx.app_busy (load shedding)
+        self.client_counted = False  # counted by --max-client-connections
         self._sendfile: SendFile | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------
@@ -108,6 +113,8 @@ class HTTPConnection(asyncio.Protocol):
                 "refused connection from %s: not in --proxy-allow-from", self.remote_addr
             )
             self.abort()
+        elif self.proxy_header is None:
+            self._count_client()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -145,7 +152,20 @@ class HTTPConnection(asyncio.Protocol):
         self.proxy_header = None
         if result.source is not None:
             self.remote_addr, self.remote_port = result.source[0], str(result.source[1])
+        if not self._count_client():
+            return b""
         return result.rest
+
+    def _count_client(self) -> bool:
+        """--max-client-connections: False (and a 503) when this address has too many."""
+        limits = self.ctx.client_limits
+        if not limits.active:
+            return True
+        if not limits.connection_opened(self.remote_addr):
+            self.send_error(503, "too many connections from this address", retry_after=1.0)
+            return False
+        self.client_counted = True
+        return True
 
     def eof_received(self) -> bool | None:
         # A half-closed client still gets the responses to what it sent.
@@ -158,6 +178,11 @@ class HTTPConnection(asyncio.Protocol):
         self.closed = self.closing = True
         self.pending.clear()
         self.ctx.connection_closed(self)
+        if self.client_counted:
+            self.ctx.client_limits.connection_closed(self.remote_addr)
+        if self.busy_counted:  # the exchange never finished: free its shedding slot
+            self.busy_counted = False
+            self.ctx.app_busy -= 1
         if self._sendfile is not None:
             self._sendfile.stop(ok=False)
         if self.body_event is not None:
@@ -247,6 +272,18 @@ class HTTPConnection(asyncio.Protocol):
             remote_port=self.remote_port,
         )
         ctx.forwarded.apply(environ)
+        if ctx.client_limits.active:
+            wait = ctx.client_limits.retry_after(environ["REMOTE_ADDR"])
+            if wait:
+                self.send_error(429, "request rate limit exceeded", retry_after=wait)
+                return
+        if ctx.shed_at:
+            if ctx.app_busy >= ctx.shed_at:
+                ctx.shedding()
+                self.send_error(503, "the server is busy, retry shortly", retry_after=1.0)
+                return
+            ctx.app_busy += 1
+            self.busy_counted = True
         app = ctx.app
         if ctx.static is not None:
             static = ctx.static.match(head.method, head.path, head.headers)
@@ -259,6 +296,9 @@ class HTTPConnection(asyncio.Protocol):
         """Called on the loop once the response is fully handed to the transport."""
         self.exchange = None
         ctx = self.ctx
+        if self.busy_counted:
+            self.busy_counted = False
+            ctx.app_busy -= 1
         ctx.request_done()
         body_incomplete = not self.body_done
         if self.input is not None:
@@ -405,14 +445,15 @@ class HTTPConnection(asyncio.Protocol):
         )
         self.send_error(event.status, event.message)
 
-    def send_error(self, status: int, message: str) -> None:
+    def send_error(self, status: int, message: str, *, retry_after: float = 0.0) -> None:
         """Answer a server-generated error and close the connection."""
         ctx = self.ctx
         body = f"{status} {reason_phrase(status)}: {message}\n".encode()
+        retry = f"Retry-After: {max(1, math.ceil(retry_after))}\r\n" if retry_after else ""
         head = (
             f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n{retry}"
         ).encode()
         self.write(head + ctx.date_header + ctx.server_header + b"\r\n" + body)
         self.state = APP

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,9 @@ from typing import TYPE_CHECKING
 from porch.protocol.h1 import H1Limits
 from porch.proxy.forwarded import ForwardedRules
 from porch.static import StaticFiles
+from porch.worker.limits import ClientLimits
+
+error_log = logging.getLogger("porch.error")
 
 if TYPE_CHECKING:
     from porch.config.settings import Config
@@ -75,6 +79,15 @@ class WorkerContext:
         self.forwarded = ForwardedRules(config.forwarded_allow_ips)
         self.proxy_allow = ForwardedRules(config.proxy_allow_from)
         self.static = StaticFiles.from_config(config)
+        self.client_limits = ClientLimits(config)
+        # Load shedding (threads mode): requests in the app or waiting for a thread.
+        self.app_busy = 0
+        self.shed_at = (
+            config.threads + config.request_queue
+            if config.threads > 1 and config.request_queue
+            else 0
+        )
+        self._shed_logged = 0.0
         self.keep_alive = config.keep_alive > 0
         self.server_header = b"Server: porch\r\n" if config.server_header else b""
         self.connections: set[HTTPConnection] = set()
@@ -118,6 +131,19 @@ class WorkerContext:
             if self.set_accepting is not None:
                 self.set_accepting(True)
 
+    def shedding(self) -> None:
+        """Log load shedding at most once every 10 s."""
+        now = time.monotonic()
+        if now - self._shed_logged >= 10.0:
+            self._shed_logged = now
+            error_log.warning(
+                "shedding load: %d requests in or waiting for the %d app threads "
+                "(--request-queue %d); answering 503",
+                self.app_busy,
+                self.config.threads,
+                self.config.request_queue,
+            )
+
     def request_done(self) -> None:
         self.requests_served += 1
         if self.max_requests and self.requests_served >= self.max_requests:
@@ -139,6 +165,8 @@ class WorkerContext:
 
     def sweep(self) -> None:
         """Enforce per-connection deadlines (header, body, keep-alive, write)."""
+        if self.client_limits.active:
+            self.client_limits.prune()
         now = self.now
         for conn in list(self.connections):
             deadline = conn.deadline

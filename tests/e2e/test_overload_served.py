@@ -1,0 +1,74 @@
+"""Overload protection through the real porch command: rate limit (429), per-client
+connection limit (503) and load shedding when every app thread is busy (503)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tests.e2e.conftest import PorchProcess
+from tests.e2e.raw_http import parse_url, raw_request, status_of
+
+pytestmark = pytest.mark.timeout(60)
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+def test_rate_limit_answers_429_with_retry_after(porch: type[PorchProcess]) -> None:
+    server = porch(
+        ["examples/hello.py", "-b", "127.0.0.1:0", "--rate-limit", "1", "--rate-limit-burst", "3"]
+    )
+    answers = [raw_request(server.url, GET) for _ in range(5)]
+    statuses = [status_of(a) for a in answers]
+    assert statuses[:3] == [200, 200, 200], statuses
+    assert 429 in statuses[3:], statuses
+    refused = answers[statuses.index(429)]
+    assert b"\r\nRetry-After: 1\r\n" in refused
+    assert sum("--rate-limit exceeded" in line for line in server.lines) == 1  # logged once
+
+
+def test_client_connection_limit(porch: type[PorchProcess]) -> None:
+    server = porch(["examples/hello.py", "-b", "127.0.0.1:0", "--max-client-connections", "2"])
+    host, port = parse_url(server.url)
+    held = [socket.create_connection((host, port), timeout=10) for _ in range(2)]
+    for sock in held:  # both are really established and served
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    assert status_of(raw_request(server.url, GET)) == 503
+    held[0].close()
+    # The slot frees once the server has seen the close; bounded retries, no sleeps.
+    deadline = time.monotonic() + 10
+    while status_of(raw_request(server.url, GET)) != 200:
+        assert time.monotonic() < deadline, "slot never freed"
+    held[1].close()
+
+
+def test_load_shedding_when_threads_and_queue_are_full(porch: type[PorchProcess]) -> None:
+    server = porch(
+        ["examples/hello.py", "-b", "127.0.0.1:0", "--threads", "2", "--request-queue", "1"]
+    )
+    host, port = parse_url(server.url)
+    slow = []
+    for _ in range(3):  # two run on the app threads, one waits in the queue
+        sock = socket.create_connection((host, port), timeout=10)
+        sock.sendall(b"GET /sleep?s=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        slow.append(sock)
+    started = time.monotonic()
+    shed = None
+    for _ in range(20):
+        answer = raw_request(server.url, GET)
+        if status_of(answer) == 503:
+            shed = answer
+            break
+    assert shed is not None, "no request was shed"
+    assert time.monotonic() - started < 2.0  # quick, not after the sleeps
+    assert b"Retry-After: 1" in shed
+    for sock in slow:  # the admitted requests still complete
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data[:100]
+        sock.close()
+    assert any("shedding load" in line for line in server.lines)

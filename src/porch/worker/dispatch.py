@@ -247,9 +247,7 @@ class Exchange:
                 return
             self.iterator = iter(result)
         except Exception as exc:
-            self._log_failure(exc)
-            self._close_result()
-            self._answer_failure(exc)
+            self._fail_inline(exc)
             return
         finally:
             inflight.pop(ident, None)
@@ -278,14 +276,17 @@ class Exchange:
             conn.write(self._tail())
         except Exception as exc:
             self.iterator = None
-            self._log_failure(exc)
-            self._close_result()
-            self._answer_failure(exc)
+            self._fail_inline(exc)
             return
         finally:
             inflight.pop(ident, None)
         self.iterator = None
         self._finish()
+
+    def _fail_inline(self, exc: Exception) -> None:
+        self._log_failure(exc)
+        self._close_result()
+        self._answer_failure(exc)
 
     def _abandon(self) -> None:
         """Inline mode: the client is gone mid-body; close the result, never resume."""

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import PorchProcess
-from tests.real.nginx_process import Nginx, find_nginx, install_nginx, run_nginx
+from tests.real.nginx_process import Nginx, run_nginx
+from tests.real.programs import require_program
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -73,13 +74,7 @@ def server_block(porch_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def nginx_binary() -> str:
-    binary = find_nginx()
-    if binary is None:
-        why = install_nginx()
-        binary = find_nginx()
-        if binary is None:
-            pytest.skip(f"nginx is not installed and could not be installed ({why})")
-    return binary
+    return require_program("nginx", "nginx-light")
 
 
 def _stack(

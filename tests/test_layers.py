@@ -20,6 +20,7 @@ RANKS = {
     "ipc": 4,
     "static": 5,
     "proxy": 5,
+    "edge": 5,
     "worker": 6,
     "supervisor": 7,
     "cli": 8,

@@ -142,6 +142,8 @@ def test_print_config_of_every_setting_changed_round_trips(tmp_path: Path) -> No
         *("--static-cache-control", "no-cache", "--static-index", "index.html"),
         *("--max-client-connections", "4", "--rate-limit", "10", "--rate-limit-burst", "5"),
         *("--request-queue", "0"),
+        *("--compress", "--compress-level", "9", "--compress-min-size", "0"),
+        *("--compress-types", "text/html,application/*"),
         *("--access-logfile", "-", "--access-logformat", 'json "quoted" \\ \t%(h)s'),
         *("--error-logfile", "/tmp/e", "--log-level", "critical", "--log-config", "l.toml"),
         "app:factory('x', n=1)",

@@ -57,6 +57,30 @@ def setting(
 
 DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
+# Text formats, and binary formats that are not compressed already (fonts, icons, wasm).
+DEFAULT_COMPRESS_TYPES = (
+    "text/*",
+    "application/json",
+    "application/javascript",
+    "application/x-javascript",
+    "application/xml",
+    "application/xhtml+xml",
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/ld+json",
+    "application/manifest+json",
+    "application/problem+json",
+    "application/geo+json",
+    "application/graphql-response+json",
+    "application/wasm",
+    "image/svg+xml",
+    "image/x-icon",
+    "image/vnd.microsoft.icon",
+    "font/ttf",
+    "font/otf",
+    "application/vnd.ms-fontobject",
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
@@ -432,4 +456,40 @@ class Config:
         "(never listed).",
         section="Static files",
         metavar="NAME",
+    )
+
+    # --- response compression ------------------------------------------------------
+    compress: bool = setting(
+        False,
+        Kind.BOOL,
+        "--compress",
+        help="Compress app responses with gzip (br and zstd too when the brotli / zstandard "
+        "packages are installed) for clients that accept it. Off by default: see "
+        "docs/deployment.md (BREACH) before compressing pages that carry secrets.",
+        section="Compression",
+    )
+    compress_level: int = setting(
+        6,
+        Kind.POS_INT,
+        "--compress-level",
+        help="gzip level, 1 (fastest) to 9 (smallest); br and zstd use a level of similar cost.",
+        section="Compression",
+        metavar="LEVEL",
+    )
+    compress_min_size: int = setting(
+        1024,
+        Kind.BYTES,
+        "--compress-min-size",
+        help="Responses whose size is known (Content-Length or a list body) and smaller than "
+        "this are sent as they are.",
+        section="Compression",
+    )
+    compress_types: tuple[str, ...] = setting(
+        DEFAULT_COMPRESS_TYPES,
+        Kind.LIST,
+        "--compress-types",
+        help="Content types that are compressed: TYPE/SUBTYPE or TYPE/* (repeatable, or comma "
+        "separated); a list given replaces the default list.",
+        section="Compression",
+        metavar="TYPE",
     )

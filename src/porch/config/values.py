@@ -43,6 +43,9 @@ _STRING_FORMS = {
     "static_cache_control": "a header value (printable characters, no line breaks)",
     "static_index": "a file name without '/' that does not start with '.', or empty",
 }
+# Whole-number settings with a bounded range: name -> (lowest, highest).
+_RANGES: dict[str, tuple[int, int]] = {"compress_level": (1, 9)}
+MEDIA_RANGE_FORM = "a media type like text/html or a wildcard like text/*"
 BIND_FORM = "HOST:PORT, [IPV6]:PORT, :PORT, unix:PATH or fd://N"
 TRUSTED_PEER_FORM = "an IP address, a network like 10.0.0.0/8, or *"
 STATIC_FORM = "URL_PREFIX=DIRECTORY like /assets=./public (an existing directory)"
@@ -55,6 +58,9 @@ _SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _OCTAL = re.compile(r"(?:0o)?(?P<digits>[0-7]+)", re.IGNORECASE)
 _HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?")
 _INDEX_NAME = re.compile(r"(?:[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*)?")
+# RFC 9110 §8.3.1: type "/" subtype, both tokens; "type/*" as in Accept (§12.5.1).
+_MEDIA_TOKEN = r"[!#$%&'*+\-.^_`|~0-9a-z]+"
+_MEDIA_RANGE = re.compile(rf"{_MEDIA_TOKEN}/(?:{_MEDIA_TOKEN}|\*)")
 _HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9_.-]*[a-z0-9])?", re.IGNORECASE)
 
 
@@ -66,6 +72,8 @@ def accepted_form(name: str, kind: Kind) -> str:
     """Describe the values a setting accepts, for error messages and the docs."""
     if name in _ITEM_FORMS:
         return "a list of " + _ITEM_FORMS[name]
+    if name in _RANGES:
+        return "a whole number from {} to {}".format(*_RANGES[name])
     return _STRING_FORMS.get(name, _FORMS[kind])
 
 
@@ -83,6 +91,12 @@ def parse_text(name: str, kind: Kind, text: str) -> SettingValue:
         return check_list(name, items)
     if kind is Kind.STR:
         return check_string(name, text)
+    if name in _RANGES:
+        try:
+            value = _TEXT_PARSERS[kind](text)
+        except InvalidValue:
+            value = None  # say the range, not just "a whole number"
+        return check_range(name, value, raw=text)
     return _TEXT_PARSERS[kind](text)
 
 
@@ -150,6 +164,14 @@ def check_seconds(value: float, *, raw: object) -> float:
     return float(value)
 
 
+def check_range(name: str, value: SettingValue, *, raw: object) -> SettingValue:
+    """Accept a whole number within the range of a bounded setting (``_RANGES``)."""
+    lowest, highest = _RANGES[name]
+    if not isinstance(value, int) or not lowest <= value <= highest:
+        raise _expected(f"a whole number from {lowest} to {highest}", raw)
+    return value
+
+
 # --- TOML values ----------------------------------------------------------------
 
 
@@ -173,7 +195,7 @@ def parse_toml(name: str, kind: Kind, value: object) -> SettingValue:
         minimum = 1 if kind is Kind.POS_INT else 0
         if value < minimum:
             raise _expected(accepted_form(name, kind), value)
-        return value
+        return check_range(name, value, raw=value) if name in _RANGES else value
     if kind is Kind.SECONDS and isinstance(value, int | float):
         return check_seconds(float(value), raw=value)
     raise _expected(accepted_form(name, kind), value)
@@ -274,6 +296,13 @@ def _trusted_peer(text: str) -> str:
         raise _expected(TRUSTED_PEER_FORM, text) from None
 
 
+def _media_range(text: str) -> str:
+    lowered = text.strip().lower()
+    if not _MEDIA_RANGE.fullmatch(lowered) or lowered.startswith("*"):
+        raise _expected(MEDIA_RANGE_FORM, text)
+    return lowered
+
+
 def _static_mount(text: str) -> str:
     """``/prefix=dir`` with the prefix normalised and the directory made absolute.
 
@@ -305,12 +334,14 @@ _ITEM_FORMS: dict[str, str] = {
     "forwarded_allow_ips": TRUSTED_PEER_FORM,
     "proxy_allow_from": TRUSTED_PEER_FORM,
     "static": STATIC_FORM,
+    "compress_types": "media types like text/html or type wildcards like text/*",
 }
 _ITEM_CHECKS: dict[str, Callable[[str], str]] = {
     "bind": _canonical_bind,
     "forwarded_allow_ips": _trusted_peer,
     "proxy_allow_from": _trusted_peer,
     "static": _static_mount,
+    "compress_types": _media_range,
 }
 
 

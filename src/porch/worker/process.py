@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, NoReturn
 
+from porch.edge.compress import Compressor
 from porch.errors import AppLoadError, ExitCode
 from porch.log import AccessLog, reopen_log_files
 from porch.worker.connection import HTTPConnection
@@ -126,7 +127,7 @@ class Worker:
         # would be lost. Hold them until the loop runs (see _running); the threads
         # started meanwhile inherit the mask, so the loop thread receives them.
         signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED_SIGNALS)
-        self.ctx = self._make_context(app)
+        self.ctx = self._make_context(Compressor.wrap(app, self.config))
         loop.run_until_complete(self._serve())
         loop.call_soon(self._running)
         try:

@@ -1,0 +1,5 @@
+"""The edge around the app: response compression (``--compress``)."""
+
+from porch.edge.compress import CompressionPolicy, Compressor
+
+__all__ = ["CompressionPolicy", "Compressor"]

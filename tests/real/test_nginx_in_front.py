@@ -46,7 +46,8 @@ SPOOFED_HEADERS = {
 
 def server_block(porch_url: str) -> str:
     """/app/ sets the X-Forwarded-* family (pretending nginx terminated TLS); /rfc7239/
-    sets Forwarded. Each clears the other style, so a client cannot smuggle it past."""
+    sets Forwarded. Each clears the other style, so a client cannot smuggle it past.
+    /typical/ is the snippet most nginx guides give: it leaves Forwarded alone."""
     upstream = porch_url.removeprefix("http://")
     return f"""
         location /app/ {{
@@ -59,6 +60,12 @@ def server_block(porch_url: str) -> str:
             proxy_set_header X-Forwarded-Prefix /app;
             proxy_set_header X-Forwarded-Port "";
             proxy_set_header Forwarded "";
+        }}
+        location /typical/ {{
+            proxy_pass http://{upstream}/;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header Host $http_host;
         }}
         location /rfc7239/ {{
             proxy_pass http://{upstream}/;
@@ -216,3 +223,23 @@ def test_default_trust_is_exactly_the_loopback_addresses(
     assert stripped["REMOTE_ADDR"] == CLIENT_ADDR
     assert stripped["wsgi.url_scheme"] == "http"
     assert_nothing_forwarded(stripped)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "porch bug: ForwardedRules.apply prefers RFC 7239 Forwarded whenever present, so "
+        "behind the usual nginx config (X-Forwarded-For only; nginx passes a client's "
+        "Forwarded through) a client-sent 'Forwarded: for=6.6.6.6' becomes REMOTE_ADDR; "
+        "the trusted header style should be chosen by configuration, not by presence"
+    ),
+)
+def test_typical_nginx_config_does_not_let_a_client_choose_forwarded(
+    trusting: tuple[PorchProcess, Nginx],
+) -> None:
+    _, nginx = trusting
+    spoof = {"Forwarded": f"for={SPOOFED_ADDR};proto=https"}
+    environ = environ_at(f"{nginx.url}/typical/environ", headers=spoof)
+    assert environ["HTTP_X_FORWARDED_FOR"] == CLIENT_ADDR  # what nginx vouches for
+    assert environ["REMOTE_ADDR"] == CLIENT_ADDR
+    assert environ["wsgi.url_scheme"] == "http"

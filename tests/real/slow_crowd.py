@@ -23,10 +23,8 @@ def _address(url: str) -> tuple[str, int]:
 def open_connection(url: str, head: bytes, *, rcvbuf: int | None = None) -> socket.socket:
     """Connect, send ``head`` whole, and return the socket non-blocking."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf is not None:
-        sock.setsockopt(
-            socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf
-        )  # before connect: sets the window
+    if rcvbuf is not None:  # before connect, so that it bounds the advertised window
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(10)
     sock.connect(_address(url))
     sock.sendall(head)

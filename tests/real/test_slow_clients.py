@@ -123,19 +123,7 @@ def test_50_trickling_uploads_into_one_inline_worker(
     "as_list",
     [
         pytest.param(True, id="list-body"),
-        pytest.param(
-            False,
-            id="generator-body",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "porch bug: in threads mode a slow reader of a streamed (generator) "
-                    "response holds its app thread: Exchange._send_threaded waits on the "
-                    "condition while the transport is paused, until the client reads or "
-                    "--write-timeout; 2 such readers starve --threads 2"
-                ),
-            ),
-        ),
+        pytest.param(False, id="generator-body"),
     ],
 )
 def test_slow_readers_of_large_responses_in_threads_mode(

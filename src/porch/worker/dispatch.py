@@ -65,6 +65,7 @@ class Exchange:
         "result",
         "sr",
         "started",
+        "suspended",
     )
 
     def __init__(
@@ -83,6 +84,7 @@ class Exchange:
         self.queued = 0
         self.cond: threading.Condition | None = None
         self.started = time.monotonic()
+        self.suspended = False  # threads mode: iteration parked until the client reads
         self.sr = StartResponse(self._write_from_app)
 
     def start(self) -> None:
@@ -301,6 +303,7 @@ class Exchange:
         if cond is not None:
             with cond:
                 cond.notify_all()
+                self._unpark()
         elif self.iterator is not None and not self.gone:
             self._pump()
 
@@ -310,6 +313,7 @@ class Exchange:
         if cond is not None:
             with cond:
                 cond.notify_all()
+                self._unpark()  # a parked iteration is closed on a pool thread
         elif self.iterator is not None:  # a paused inline iteration: it will never resume
             self._abandon()
 
@@ -384,9 +388,33 @@ class Exchange:
             if source is not None:
                 loop.call_soon_threadsafe(self._sendfile, source)
                 return
-            for chunk in result:
-                if chunk:
-                    self._send_threaded(self._frame(chunk))
+            self.iterator = iter(result)
+        except Exception as exc:
+            self._threaded_failure(exc)
+            return
+        finally:
+            inflight.pop(ident, None)
+        self._stream_threaded()
+
+    def _stream_threaded(self) -> None:
+        """Iterate on a pool thread until done, or until the client falls behind.
+
+        A slow reader never holds an app thread: once the bytes queued for the
+        loop pass the limit (or the transport paused), the iteration is parked
+        and this thread returns to the pool; :meth:`resume` submits it again.
+        """
+        iterator = self.iterator
+        assert iterator is not None
+        loop = self.ctx.loop
+        inflight = self.ctx.inflight.requests
+        ident = threading.get_ident()
+        inflight[ident] = (self.head.method, self.head.path, self.started, self.conn)
+        try:
+            if self.gone:
+                raise ClientGone
+            for chunk in iterator:
+                if chunk and self._queue_threaded(self._frame(chunk)):
+                    return  # parked: resume() continues from here on some pool thread
             tail = self._tail()
         except ClientGone:
             self._close_result()
@@ -394,15 +422,42 @@ class Exchange:
             loop.call_soon_threadsafe(self._gone_on_loop)
             return
         except Exception as exc:
-            self._log_failure(exc)
-            self._close_result()
-            loop.call_soon_threadsafe(self._answer_failure, exc)
+            self._threaded_failure(exc)
             return
         finally:
             inflight.pop(ident, None)
         self._close_result()
         self._access()
         loop.call_soon_threadsafe(self._threaded_done, tail, self._keep_alive())
+
+    def _threaded_failure(self, exc: Exception) -> None:
+        self._log_failure(exc)
+        self._close_result()
+        self.ctx.loop.call_soon_threadsafe(self._answer_failure, exc)
+
+    def _backed_up(self) -> bool:
+        return self.queued > _THREAD_QUEUE_BYTES or self.conn.write_paused
+
+    def _queue_threaded(self, data: bytes) -> bool:
+        """Hand ``data`` to the loop; True when the iteration must park (slow client)."""
+        cond = self.cond
+        assert cond is not None
+        with cond:
+            if self.gone:
+                raise ClientGone
+            self.queued += len(data)
+            self.ctx.loop.call_soon_threadsafe(self._loop_write, data)
+            if self._backed_up():
+                self.suspended = True
+                return True
+        return False
+
+    def _unpark(self) -> None:
+        """Under ``cond``, on the loop: continue a parked iteration when there is room."""
+        if self.suspended and (self.gone or not self._backed_up()):
+            self.suspended = False
+            assert self.ctx.executor is not None
+            self.ctx.executor.submit(self._stream_threaded)
 
     def _gone_on_loop(self) -> None:
         # The client left, or this thread gave up waiting for it to read (write
@@ -411,6 +466,7 @@ class Exchange:
         self.conn.exchange_done(False)
 
     def _send_threaded(self, data: bytes) -> None:
+        """The legacy write() callable in threads mode: it must block while the client is slow."""
         cond = self.cond
         assert cond is not None
         conn = self.conn
@@ -437,6 +493,7 @@ class Exchange:
         with cond:
             self.queued -= len(data)
             cond.notify_all()
+            self._unpark()
 
     def _threaded_done(self, data: bytes, keep_alive: bool) -> None:
         if data:

@@ -155,7 +155,6 @@ class Compressor:
         response = _Response(
             policy=self.policy,
             coding=coding,
-            head=method == "HEAD",
             server_start_response=start_response,
             file_wrapper=wrapper if isinstance(wrapper, type) else None,
         )
@@ -177,7 +176,6 @@ class _Response:
         "encoder",
         "file_wrapper",
         "forwarded",
-        "head",
         "headers",
         "policy",
         "server_start_response",
@@ -190,13 +188,11 @@ class _Response:
         *,
         policy: CompressionPolicy,
         coding: str | None,
-        head: bool,
         server_start_response: StartResponse,
         file_wrapper: type | None,
     ) -> None:
         self.policy = policy
         self.coding = coding  # None: this request gets the identity form
-        self.head = head
         self.server_start_response = server_start_response
         self.file_wrapper = file_wrapper
         self.status: str | None = None
@@ -248,14 +244,9 @@ class _Response:
         if not all(isinstance(piece, bytes) for piece in result):
             self._forward_unchanged()  # the server will refuse it
             return result
-        size = sum(len(piece) for piece in result)
-        assert self.status is not None
-        if (
-            self.coding is None
-            or not _well_formed(self.headers)
-            or not self.policy.eligible(self.status, self.headers, size)
-        ):
-            self.forward(size)
+        eligible = self._eligible(sum(len(piece) for piece in result))
+        if not eligible or self.coding is None:
+            self._start(eligible)
             return result
         encoder = new_encoder(self.coding, self.policy.level)
         body = encoder.compress(b"".join(result)) + encoder.finish()
@@ -266,15 +257,20 @@ class _Response:
 
     def forward(self, size: int | None, exc_info: ExcInfo | None = None) -> None:
         """Decide from the head (and ``size`` when known), then start the server's response."""
+        self._start(self._eligible(size), exc_info)
+
+    def _eligible(self, size: int | None) -> bool:
         assert self.status is not None
-        if _well_formed(self.headers) and self.policy.eligible(self.status, self.headers, size):
-            if self.coding is not None:
-                self.encoder = new_encoder(self.coding, self.policy.level)
-                self._call_server(encoded_headers(self.headers, self.coding), exc_info)
-                return
-            self._call_server(with_vary(self.headers), exc_info)
-            return
-        self._call_server(self.headers, exc_info)
+        return _well_formed(self.headers) and self.policy.eligible(self.status, self.headers, size)
+
+    def _start(self, eligible: bool, exc_info: ExcInfo | None = None) -> None:
+        headers = self.headers
+        if eligible and self.coding is not None:
+            self.encoder = new_encoder(self.coding, self.policy.level)
+            headers = encoded_headers(headers, self.coding)
+        elif eligible:
+            headers = with_vary(headers)  # RFC 9110 §12.5.5: another client would get it coded
+        self._call_server(headers, exc_info)
 
     def _forward_unchanged(self) -> None:
         self._call_server(self.headers, None)

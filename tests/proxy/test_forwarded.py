@@ -90,21 +90,36 @@ def test_chain_client_is_rightmost_untrusted_hop() -> None:
     assert env["REMOTE_ADDR"] == "198.51.100.7"
 
 
-def test_forwarded_header_preferred_with_quoted_ipv6_and_port() -> None:
+RFC7239 = ForwardedRules(["127.0.0.1", "::1"], style="forwarded")
+
+
+def test_forwarded_style_with_quoted_ipv6_and_port() -> None:
     env = environ_for(
         "::1",
         ("Forwarded", 'for="[2001:db8::1]:4711";proto=https;host="api.example:8443"'),
         ("X-Forwarded-For", "6.6.6.6"),
     )
-    LOCAL.apply(env)
+    RFC7239.apply(env)
+    assert "HTTP_X_FORWARDED_FOR" not in env  # the other style is removed
     assert env["REMOTE_ADDR"] == "2001:db8::1"
     assert env["wsgi.url_scheme"] == "https"
     assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("api.example", "8443")
 
 
+def test_default_style_ignores_and_removes_forwarded() -> None:
+    # nginx's usual config sets X-Forwarded-For and passes a client's Forwarded through.
+    env = environ_for(
+        "127.0.0.1", ("Forwarded", "for=6.6.6.6;proto=https"), ("X-Forwarded-For", "198.51.100.7")
+    )
+    LOCAL.apply(env)
+    assert env["REMOTE_ADDR"] == "198.51.100.7"
+    assert env["wsgi.url_scheme"] == "http"
+    assert "HTTP_FORWARDED" not in env
+
+
 def test_forwarded_obfuscated_for_keeps_peer() -> None:
     env = environ_for("127.0.0.1", ("Forwarded", "for=_hidden;proto=http"))
-    LOCAL.apply(env)
+    RFC7239.apply(env)
     assert env["REMOTE_ADDR"] == "127.0.0.1"
 
 

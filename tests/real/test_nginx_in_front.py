@@ -105,6 +105,15 @@ def trusting(
 
 
 @pytest.fixture(scope="module")
+def trusting_rfc7239(
+    nginx_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[PorchProcess, Nginx]]:
+    """porch trusting nginx and believing RFC 7239 Forwarded (--forwarded-headers forwarded)."""
+    flags = ["--forwarded-headers", "forwarded"]
+    yield from _stack(nginx_binary, tmp_path_factory.mktemp("nginx-rfc7239"), flags)
+
+
+@pytest.fixture(scope="module")
 def distrusting(
     nginx_binary: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[PorchProcess, Nginx]]:
@@ -165,8 +174,10 @@ def test_trusted_nginx_keeps_a_client_spoofed_address_out_of_remote_addr(
     assert "HTTP_FORWARDED" not in environ  # and dropped the other header style
 
 
-def test_trusted_nginx_sending_rfc7239_forwarded(trusting: tuple[PorchProcess, Nginx]) -> None:
-    _, nginx = trusting
+def test_trusted_nginx_sending_rfc7239_forwarded(
+    trusting_rfc7239: tuple[PorchProcess, Nginx],
+) -> None:
+    _, nginx = trusting_rfc7239
     environ = environ_at(f"{nginx.url}/rfc7239/environ", headers={"X-Forwarded-For": SPOOFED_ADDR})
     assert environ["HTTP_FORWARDED"] == f'for={CLIENT_ADDR};proto=https;host="{PUBLIC_HOST}"'
     assert environ["REMOTE_ADDR"] == CLIENT_ADDR
@@ -214,7 +225,8 @@ def test_default_trust_is_exactly_the_loopback_addresses(
     believed = environ_at(
         f"{porch.url}/environ", local_address="127.0.0.1", headers=SPOOFED_HEADERS
     )
-    assert believed["REMOTE_ADDR"] == SPOOFED_ADDR  # Forwarded is preferred: both say 6.6.6.6
+    assert believed["REMOTE_ADDR"] == SPOOFED_ADDR  # from X-Forwarded-For (the default style)
+    assert "HTTP_FORWARDED" not in believed  # the other style is always removed
     assert believed["wsgi.url_scheme"] == "https"
     assert believed["HTTP_HOST"] == "evil.example.test"
     stripped = environ_at(
@@ -225,15 +237,6 @@ def test_default_trust_is_exactly_the_loopback_addresses(
     assert_nothing_forwarded(stripped)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "porch bug: ForwardedRules.apply prefers RFC 7239 Forwarded whenever present, so "
-        "behind the usual nginx config (X-Forwarded-For only; nginx passes a client's "
-        "Forwarded through) a client-sent 'Forwarded: for=6.6.6.6' becomes REMOTE_ADDR; "
-        "the trusted header style should be chosen by configuration, not by presence"
-    ),
-)
 def test_typical_nginx_config_does_not_let_a_client_choose_forwarded(
     trusting: tuple[PorchProcess, Nginx],
 ) -> None:
@@ -243,3 +246,4 @@ def test_typical_nginx_config_does_not_let_a_client_choose_forwarded(
     assert environ["HTTP_X_FORWARDED_FOR"] == CLIENT_ADDR  # what nginx vouches for
     assert environ["REMOTE_ADDR"] == CLIENT_ADDR
     assert environ["wsgi.url_scheme"] == "http"
+    assert "HTTP_FORWARDED" not in environ

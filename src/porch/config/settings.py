@@ -338,6 +338,16 @@ class Config:
         section="HTTP",
         metavar="IPS",
     )
+    forwarded_headers: str = setting(
+        "x-forwarded",
+        Kind.STR,
+        "--forwarded-headers",
+        help="Which forwarding headers trusted proxies set: 'x-forwarded' "
+        "(X-Forwarded-For/-Proto/-Host/-Port/-Prefix, as nginx, haproxy and most load "
+        "balancers send) or 'forwarded' (RFC 7239). The other style is always removed, "
+        "so a client cannot slip it past a proxy that does not overwrite it.",
+        section="HTTP",
+    )
     server_header: bool = setting(
         True,
         Kind.BOOL,

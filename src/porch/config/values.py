@@ -42,6 +42,7 @@ _STRING_FORMS = {
     "group": "a group name known to this system or a numeric gid",
     "static_cache_control": "a header value (printable characters, no line breaks)",
     "static_index": "a file name without '/' that does not start with '.', or empty",
+    "forwarded_headers": "x-forwarded or forwarded",
 }
 # Whole-number settings with a bounded range: name -> (lowest, highest).
 _RANGES: dict[str, tuple[int, int]] = {"compress_level": (1, 9)}
@@ -388,6 +389,8 @@ def check_string(name: str, text: str) -> str:
     if name == "static_cache_control" and not _HEADER_VALUE.fullmatch(text):
         raise _expected(_STRING_FORMS[name], text)  # RFC 9110 §5.5: no CR, LF or NUL
     if name == "static_index" and not _INDEX_NAME.fullmatch(text):
+        raise _expected(_STRING_FORMS[name], text)
+    if name == "forwarded_headers" and text not in ("x-forwarded", "forwarded"):
         raise _expected(_STRING_FORMS[name], text)
     return text
 

@@ -19,14 +19,14 @@ from porch.wsgi.environ import apply_host
 
 __all__ = ["ForwardedRules"]
 
-_HEADERS = (
-    "HTTP_FORWARDED",
+_X_HEADERS = (
     "HTTP_X_FORWARDED_FOR",
     "HTTP_X_FORWARDED_PROTO",
     "HTTP_X_FORWARDED_HOST",
     "HTTP_X_FORWARDED_PORT",
     "HTTP_X_FORWARDED_PREFIX",
 )
+_HEADERS = ("HTTP_FORWARDED", *_X_HEADERS)
 _SCHEMES = frozenset({"http", "https"})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -35,9 +35,13 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class ForwardedRules:
     """Which peers are trusted, and how their forwarding headers rewrite the environ."""
 
-    __slots__ = ("_cache", "_networks", "trust_all")
+    __slots__ = ("_cache", "_networks", "_untrusted_style", "rfc7239", "trust_all")
 
-    def __init__(self, allow: Sequence[str]) -> None:
+    def __init__(self, allow: Sequence[str], *, style: str = "x-forwarded") -> None:
+        # Only one header style is believed: a proxy that sets X-Forwarded-For
+        # passes a client's own Forwarded header through untouched (and vice versa).
+        self.rfc7239 = style == "forwarded"
+        self._untrusted_style = _X_HEADERS if self.rfc7239 else ("HTTP_FORWARDED",)
         self.trust_all = "*" in allow
         self._networks: tuple[Network, ...] = tuple(
             ipaddress.ip_network(item, strict=False) for item in allow if item != "*"
@@ -75,8 +79,11 @@ class ForwardedRules:
             for key in _HEADERS:
                 environ.pop(key, None)
             return
-        if "HTTP_FORWARDED" in environ:
-            addr, proto, host = self._from_forwarded(environ["HTTP_FORWARDED"])
+        for key in self._untrusted_style:
+            environ.pop(key, None)
+        if self.rfc7239:
+            value = environ.get("HTTP_FORWARDED")
+            addr, proto, host = self._from_forwarded(value) if value else ("", "", None)
         else:
             addr, proto, host = self._from_x_forwarded(environ)
         if addr:

@@ -76,7 +76,7 @@ class WorkerContext:
             if self.inline
             else ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="porch-app")
         )
-        self.forwarded = ForwardedRules(config.forwarded_allow_ips)
+        self.forwarded = ForwardedRules(config.forwarded_allow_ips, style=config.forwarded_headers)
         self.proxy_allow = ForwardedRules(config.proxy_allow_from)
         self.static = StaticFiles.from_config(config)
         self.client_limits = ClientLimits(config)

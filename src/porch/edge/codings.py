@@ -12,11 +12,12 @@ decoded by the client as soon as each piece arrives.
 from __future__ import annotations
 
 import importlib
-import re
 import zlib
 from collections.abc import Callable, Collection
 from types import ModuleType
 from typing import Protocol
+
+from porch.protocol.accept import accepted_codings
 
 __all__ = [
     "MAX_LEVEL",
@@ -31,9 +32,6 @@ __all__ = [
 
 MIN_LEVEL, MAX_LEVEL = 1, 9  # the gzip scale of --compress-level
 PREFERENCE = ("br", "zstd", "gzip")  # smallest output first: ties in q-value go left
-_ALIASES = {"x-gzip": "gzip"}  # RFC 9110 §8.4.1.3
-# RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
-_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 # --compress-level is gzip's 1..9; br and zstd get the level of similar cost.
 # brotli 4-5 and zstd 3 are what CDNs use for dynamic content: at gzip 6's speed
@@ -190,25 +188,6 @@ def available_codings() -> tuple[str, ...]:
 def new_encoder(coding: str, level: int) -> Encoder:
     """A fresh encoder for ``coding`` at ``level`` on the gzip scale 1..9."""
     return _FACTORIES[coding](level)
-
-
-def accepted_codings(value: str) -> dict[str, float]:
-    """Coding (lower case) -> q-value of an Accept-Encoding value; bad members are skipped."""
-    accepted: dict[str, float] = {}
-    for member in value.split(","):
-        coding, *params = (part.strip(" \t") for part in member.split(";"))
-        if not coding:
-            continue
-        quality = 1.0
-        for param in params:
-            name, _, raw = param.partition("=")
-            if name.strip().lower() == "q":
-                raw = raw.strip()
-                quality = float(raw) if _QVALUE.fullmatch(raw) else -1.0
-        if quality >= 0:
-            coding = coding.lower()
-            accepted[_ALIASES.get(coding, coding)] = quality
-    return accepted
 
 
 def choose_coding(accept_encoding: str | None, available: Collection[str]) -> str | None:

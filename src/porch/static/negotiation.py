@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import mimetypes
 import os
-import re
 from collections.abc import Collection
+
+from porch.protocol.accept import accepted_codings
 
 __all__ = ["CODINGS", "accepted_codings", "choose_coding", "media_type"]
 
 # Content coding name and file suffix, in server preference order.
 CODINGS: tuple[tuple[str, str], ...] = (("br", ".br"), ("zstd", ".zst"), ("gzip", ".gz"))
-_ALIASES = {"x-gzip": "gzip"}  # RFC 9110 §8.4.1.3
-# RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
-_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 _EXTRA_TYPES = {
     ".js": "text/javascript",  # RFC 9239
@@ -54,25 +52,6 @@ def media_type(name: str) -> str:
     """The Content-Type of a file named ``name``, by its last extension."""
     found = _TYPES.get(os.path.splitext(name)[1].lower(), _DEFAULT_TYPE)
     return found + "; charset=utf-8" if found.startswith("text/") else found
-
-
-def accepted_codings(value: str) -> dict[str, float]:
-    """Coding (lower case) -> q-value of an Accept-Encoding value; bad members are skipped."""
-    accepted: dict[str, float] = {}
-    for member in value.split(","):
-        coding, *params = (part.strip(" \t") for part in member.split(";"))
-        if not coding:
-            continue
-        quality = 1.0
-        for param in params:
-            name, _, raw = param.partition("=")
-            if name.strip().lower() == "q":
-                raw = raw.strip()
-                quality = float(raw) if _QVALUE.fullmatch(raw) else -1.0
-        if quality >= 0:
-            coding = coding.lower()
-            accepted[_ALIASES.get(coding, coding)] = quality
-    return accepted
 
 
 def choose_coding(accept_encoding: str | None, available: Collection[str]) -> str | None:

@@ -15,12 +15,8 @@ import pytest
 
 from tests.e2e.conftest import PorchProcess
 from tests.e2e.raw_http import parse_url, raw_request, status_of
-from tests.integration_haproxy.haproxy_process import (
-    find_haproxy,
-    install_haproxy,
-    listening_socket,
-    run_haproxy,
-)
+from tests.integration_haproxy.haproxy_process import listening_socket, run_haproxy
+from tests.programs import require_program
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -74,13 +70,7 @@ def test_static_files_served_before_the_app(porch: type[PorchProcess], site: Pat
 
 @pytest.fixture(scope="module")
 def haproxy() -> str:
-    binary = find_haproxy()
-    if binary is None:
-        try:
-            binary = install_haproxy()
-        except Exception as exc:  # pragma: no cover - only without apt
-            pytest.skip(f"haproxy is not installed and could not be installed: {exc}")
-    return binary
+    return require_program("haproxy", "haproxy")
 
 
 @pytest.mark.parametrize("send", ["send-proxy", "send-proxy-v2"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -11,33 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-_SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
-_APT_TIMEOUT_SECONDS = 240
-
-
-def find_haproxy() -> str | None:
-    """The haproxy binary on PATH or in an sbin directory (not on every user's PATH)."""
-    return shutil.which("haproxy") or shutil.which("haproxy", path=_SBIN)
-
-
-def install_haproxy() -> str:
-    """Install Debian's haproxy package; returns "" on success, else why it failed."""
-    if not shutil.which("apt-get"):
-        return "apt-get is not available"
-    if os.geteuid() != 0:
-        return "installing needs root"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "haproxy"]):
-        try:
-            done = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=_APT_TIMEOUT_SECONDS
-            )
-        except subprocess.TimeoutExpired:
-            return f"{' '.join(command)} took longer than {_APT_TIMEOUT_SECONDS}s"
-        if done.returncode != 0:
-            return f"{' '.join(command)} failed: {done.stderr.strip()[-300:]}"
-    return ""
 
 
 def listening_socket(host: str) -> socket.socket | None:

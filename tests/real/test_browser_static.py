@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.programs import require_program
 from tests.real.conftest import StartPorch
 from tests.real.png_image import decode_png, encode_png
-from tests.real.programs import require_program
 
 pytestmark = pytest.mark.timeout(60)
 

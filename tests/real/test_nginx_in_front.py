@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import PorchProcess
+from tests.programs import require_program
 from tests.real.nginx_process import Nginx, run_nginx
-from tests.real.programs import require_program
 
 pytestmark = pytest.mark.timeout(60)
 

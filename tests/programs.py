@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -48,3 +49,14 @@ def require_program(name: str, package: str) -> str:
                 f"{name} is missing and could not be installed ({why}); scripts/test installs it"
             )
     return found
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a program the test started, by its PID: TERM, then KILL after 5 s."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.programs import stop_process
 
 
 def listening_socket(host: str) -> socket.socket | None:
@@ -80,10 +80,4 @@ def run_haproxy(
     try:
         yield HAProxy(process=process, log_path=log_path)
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+        stop_process(process)

@@ -1,4 +1,4 @@
-"""Find (or install) haproxy and run it in the foreground on inherited listening sockets."""
+"""Run haproxy in the foreground on inherited listening sockets (tests/programs.py finds it)."""
 
 from __future__ import annotations
 

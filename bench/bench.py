@@ -1,4 +1,4 @@
-"""Run porch and its peers through the scenarios of issue 3 and write the results.
+"""Run porch and its peers through the scenarios of issues 3 and 4 and write the results.
 
 Run it through ``bench/run`` (which installs the peers first); ``bench/README.md``
 explains the method, the columns and the fairness rules.
@@ -82,6 +82,11 @@ class Settings:
     warmup_s: int
     pin: bool
     run_dir: Path
+
+    @property
+    def static_dir(self) -> Path:
+        """The files of the static scenarios, written once per run, served by every server."""
+        return self.run_dir / "static"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -183,6 +188,8 @@ def check_probe(scenario: Scenario, port: int) -> None:
     expected = scenario.expect_body_bytes
     if expected is not None and len(body) != expected:
         raise RuntimeError(f"probe body has {len(body)} bytes, expected {expected}")
+    if scenario.static_file is not None and body != scenario.static_file.content():
+        raise RuntimeError(f"probe body has the right size but is not {scenario.static_file.name}")
 
 
 def measure_load(scenario: Scenario, pid: int, port: int, settings: Settings) -> Record:
@@ -238,7 +245,14 @@ def run_one(scenario: Scenario, server: Server, settings: Settings) -> Record:
     tmp_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     threads = scenario.threads
-    command = server.command(Launch(app=scenario.app, port=port, threads=threads, tmp_dir=tmp_dir))
+    launch = Launch(
+        app=scenario.app,
+        port=port,
+        threads=threads,
+        tmp_dir=tmp_dir,
+        static_dir=settings.static_dir if scenario.static_file else None,
+    )
+    command = server.command(launch)
     command = pinned(command, SERVER_CORE, settings)
     record: Record = {
         "scenario": scenario.name,
@@ -394,6 +408,9 @@ def main(argv: list[str]) -> int:
     for name in sorted(set(chosen) - available):
         meta["notes"].append(f"{name} is not installed here and was skipped")
     run: Record = {"meta": meta, "results": []}
+    for name in scenarios:
+        if (static_file := SCENARIOS[name].static_file) is not None:
+            static_file.write(settings.static_dir)
     json_path = RESULTS_DIR / f"{mode}-{stamp}.json"
     markdown_path = RESULTS_DIR / f"{mode}-{stamp}.md"
     for name in scenarios:

@@ -12,11 +12,23 @@ Fairness rules, applied here and nowhere else:
   run 8 threads, as the threaded reference points;
 * no access logs anywhere; capacity limits that would refuse 1,000 connections
   outright are raised the same way for everyone who has them (backlog 1024+,
-  connection limits 2000), and those flags stay on in every scenario.
+  connection limits 2000), and those flags stay on in every scenario;
+* static files (issue 4): every server that can serve files itself serves the
+  same files, written by the harness into one directory per run, under
+  ``/static/`` with its own file handler and its default response headers
+  (porch: ETag, Last-Modified, Cache-Control; nginx: ETag, Last-Modified;
+  uWSGI: Last-Modified; granian: Cache-Control, chunked, no Content-Length).
+  Nothing is compressed (wrk sends no Accept-Encoding) and no server caches
+  open files (nginx's ``open_file_cache`` stays off, its default). nginx uses
+  ``sendfile on``; uWSGI has no offload threads (its one worker sends the file);
+  the app behind porch, uWSGI and granian is hello, which a static request never
+  reaches. gunicorn, waitress and bjoern cannot serve files without app code
+  and are left out.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +39,7 @@ VENV_BIN = BENCH_DIR / ".venv" / "bin"
 HOST = "127.0.0.1"
 KIB = 1024
 MIB = 1024 * KIB
+STATIC_PREFIX = "/static"  # URL prefix of the static scenarios, for every server
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +50,7 @@ class Launch:
     port: int
     threads: int
     tmp_dir: Path  # per-run scratch directory (nginx config, pid files)
+    static_dir: Path | None = None  # static scenarios: serve this directory at STATIC_PREFIX
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +61,43 @@ class Server:
     wsgi: bool = True  # False: nginx, which serves a fixed response, not the app
     module: str | None = None  # import name that must exist in the venv
     ready_line: str | None = None  # a log line the server promises once it serves
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaticFile:
+    """A file the harness writes for a static scenario; same bytes on every run."""
+
+    name: str
+    size: int
+    text: bool  # True: CSS rules; False: incompressible bytes (an image, an archive)
+
+    @property
+    def path(self) -> str:
+        return f"{STATIC_PREFIX}/{self.name}"
+
+    def content(self) -> bytes:
+        """Deterministic bytes of exactly ``size`` (the probe compares them too)."""
+        if not self.text:
+            return random.Random(self.name).randbytes(self.size)
+        rules: list[str] = []
+        length = index = 0
+        while True:
+            rule = (
+                f".c{index:04d} {{ margin: {index % 7}px {index % 5}px; "
+                f"color: #{(index * 2654435761) & 0xFFFFFF:06x}; }}\n"
+            )
+            if length + len(rule) + len("/**/\n") > self.size:
+                break
+            rules.append(rule)
+            length += len(rule)
+            index += 1
+        padding = self.size - length - len("/**/\n")
+        rules.append("/*" + "-" * padding + "*/\n")  # exact size
+        return "".join(rules).encode("ascii")
+
+    def write(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / self.name).write_bytes(self.content())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +113,7 @@ class Scenario:
     headers: tuple[str, ...] = ()
     servers: tuple[str, ...] = ()
     load: bool = True  # False: start, probe once, sit idle, measure RSS only
+    static_file: StaticFile | None = None  # served by the server itself at static_file.path
 
 
 def _bin(name: str) -> str:
@@ -71,7 +123,7 @@ def _bin(name: str) -> str:
 def _porch(fixed_threads: int | None) -> Callable[[Launch], list[str]]:
     def command(launch: Launch) -> list[str]:
         threads = fixed_threads or launch.threads
-        return [
+        line = [
             _bin("python"),
             "-m",
             "porch",
@@ -83,6 +135,9 @@ def _porch(fixed_threads: int | None) -> Callable[[Launch], list[str]]:
             "--threads",
             str(threads),
         ]
+        if launch.static_dir is not None:
+            line += ["--static", f"{STATIC_PREFIX}={launch.static_dir}"]
+        return line
 
     return command
 
@@ -145,11 +200,13 @@ def _uwsgi(launch: Launch) -> list[str]:
     ]
     if launch.threads > 1:
         command += ["--threads", str(launch.threads)]
+    if launch.static_dir is not None:
+        command += ["--static-map", f"{STATIC_PREFIX}={launch.static_dir}"]
     return command
 
 
 def _granian(launch: Launch) -> list[str]:
-    return [
+    command = [
         _bin("granian"),
         "--interface",
         "wsgi",
@@ -165,8 +222,15 @@ def _granian(launch: Launch) -> list[str]:
         str(launch.threads),
         "--log-level",
         "warning",
-        launch.app,
     ]
+    if launch.static_dir is not None:
+        command += [
+            "--static-path-route",
+            STATIC_PREFIX,
+            "--static-path-mount",
+            str(launch.static_dir),
+        ]
+    return [*command, launch.app]
 
 
 def _bjoern(launch: Launch) -> list[str]:
@@ -199,15 +263,28 @@ http {{
         location / {{
             default_type text/plain;
             return 200 "Hello, World!";
-        }}
+        }}{static}
     }}
 }}
 """
+NGINX_STATIC = """
+        location {prefix}/ {{
+            alias {directory}/;
+            sendfile on;
+            types {{ text/css css; application/octet-stream bin; }}
+        }}"""
 
 
 def _nginx(launch: Launch) -> list[str]:
     conf = launch.tmp_dir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=launch.tmp_dir, host=HOST, port=launch.port))
+    static = (
+        ""
+        if launch.static_dir is None
+        else NGINX_STATIC.format(prefix=STATIC_PREFIX, directory=launch.static_dir)
+    )
+    conf.write_text(
+        NGINX_CONF.format(tmp=launch.tmp_dir, host=HOST, port=launch.port, static=static)
+    )
     return ["nginx", "-p", str(launch.tmp_dir), "-e", "stderr", "-c", str(conf)]
 
 
@@ -266,7 +343,8 @@ SERVERS: dict[str, Server] = {
         ),
         Server(
             name="nginx",
-            description="nginx `return 200` (ceiling reference, no Python)",
+            description="nginx: `return 200` for hello, `alias` + sendfile for static files "
+            "(ceiling reference, no Python)",
             command=_nginx,
             wsgi=False,
         ),
@@ -285,6 +363,10 @@ WSGI_SERVERS = (
 )
 WITH_NGINX = (*WSGI_SERVERS, "nginx")
 THREADED = ("porch", "gunicorn-gthread", "waitress", "uwsgi", "granian")
+# Servers that serve files without app code (issue 4); nginx is the reference.
+STATIC = ("porch", "uwsgi", "granian", "nginx")
+SMALL_FILE = StaticFile(name="site.css", size=4 * KIB, text=True)
+LARGE_FILE = StaticFile(name="blob-1m.bin", size=MIB, text=False)
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
@@ -364,6 +446,26 @@ SCENARIOS: dict[str, Scenario] = {
             app="plain:hello",
             load=False,
             servers=WSGI_SERVERS,
+        ),
+        Scenario(
+            name="static-small",
+            description=f"static file {SMALL_FILE.path} (4 KiB of CSS), "
+            "served by the server itself, not the app",
+            app="plain:hello",
+            path=SMALL_FILE.path,
+            expect_body_bytes=SMALL_FILE.size,
+            static_file=SMALL_FILE,
+            servers=STATIC,
+        ),
+        Scenario(
+            name="static-1m",
+            description=f"static file {LARGE_FILE.path} (1 MiB, incompressible bytes), "
+            "served by the server itself, not the app",
+            app="plain:hello",
+            path=LARGE_FILE.path,
+            expect_body_bytes=LARGE_FILE.size,
+            static_file=LARGE_FILE,
+            servers=STATIC,
         ),
     ]
 }

@@ -28,7 +28,7 @@ import httptools
 from porch.errors import ProtocolError
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
 
-__all__ = ["H1Limits", "H1Parser", "ResponseFraming", "status_line"]
+__all__ = ["H1Limits", "H1Parser", "ResponseFraming", "header_lines", "status_line"]
 
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -73,6 +73,7 @@ class H1Parser:
         "_closing_at",
         "_conn_close",
         "_conn_keep_alive",
+        "_content_length",
         "_done",
         "_events",
         "_expect",
@@ -87,6 +88,7 @@ class H1Parser:
         "_keep_alive",
         "_limits",
         "_parser",
+        "_rare_seen",
         "_refusal",
         "_stall_bytes",
         "_upgrade_header",
@@ -104,6 +106,7 @@ class H1Parser:
         self._carry: bytes | None = b""
         self._stall_bytes = 0
         self._head_bytes = 0  # since the end of the previous request, so leading CRLFs count
+        self._rare_seen = True
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -113,13 +116,16 @@ class H1Parser:
         self._in_head = True
         self._host_count = 0
         self._host_value = b""
-        self._expect = False
-        self._had_te = False
-        self._upgrade_header = False
-        self._conn_close = False
-        self._conn_keep_alive = False
+        self._content_length: bytes | None = None
         self._keep_alive = True
         self._body_bytes = 0
+        if self._rare_seen:  # most requests carry none of these: skip five stores
+            self._rare_seen = False
+            self._expect = False
+            self._had_te = False
+            self._upgrade_header = False
+            self._conn_close = False
+            self._conn_keep_alive = False
 
     @property
     def failed(self) -> bool:
@@ -143,7 +149,10 @@ class H1Parser:
                 if room <= 0:
                     error = 431, "request header block too large"
                     break
-                piece, rest = rest[:room], rest[room:]
+                if len(rest) <= room:
+                    piece, rest = rest, b""
+                else:
+                    piece, rest = rest[:room], rest[room:]
                 self._head_bytes += len(piece)
             else:
                 piece, rest = rest, b""
@@ -229,7 +238,12 @@ class H1Parser:
         if lname == b"host":
             self._host_count += 1
             self._host_value = value
-        elif lname == b"transfer-encoding":
+            return
+        if lname == b"content-length":
+            self._content_length = value  # llhttp already checked: digits only, single
+            return
+        self._rare_seen = True
+        if lname == b"transfer-encoding":
             self._had_te = True
             refusal = _transfer_coding_error(value)
             if refusal is not None:
@@ -256,17 +270,24 @@ class H1Parser:
         if self._refusal is not None:
             raise self._refusal
         parser = self._parser
-        version = _http_version(parser.get_http_version())
-        if self._host_count > 1 or (version == "1.1" and self._host_count == 0):
+        raw_version = parser.get_http_version()
+        version = _VERSIONS.get(raw_version) or _http_version(raw_version)
+        host_count = self._host_count
+        if host_count != 1 and (host_count > 1 or version == "1.1"):
             # RFC 9112 §3.2: exactly one Host in HTTP/1.1
             raise ProtocolError(400, "missing or duplicate Host header")
         if self._had_te and version == "1.0":
             raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")  # RFC 9112 §6.1
-        method = parser.get_method().decode("ascii")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         if method == "CONNECT":
             raise ProtocolError(501, "CONNECT is not supported")
-        path, query, host = _split_target(self._url, method)
-        if self._host_count:
+        url = self._url
+        if url[:1] == b"/" and b"?" not in url and b"#" not in url:
+            path, query, host = url, b"", None  # origin-form without a query (most requests)
+        else:
+            path, query, host = _split_target(url, method)
+        if host_count:
             header_host = self._host_value
             if header_host not in _GOOD_HOSTS:
                 if _HOST.fullmatch(header_host) is None:
@@ -275,29 +296,38 @@ class H1Parser:
                     _GOOD_HOSTS.add(header_host)
             if host is None:
                 host = header_host
-        chunked = self._had_te  # llhttp accepts TE only when chunked is final
-        content_length = None if chunked else _content_length(self._headers)
-        if self._upgrade_header and (chunked or content_length):
-            raise ProtocolError(501, "Upgrade with a request body is not supported")
+        raw_length = self._content_length
+        content_length = None if raw_length is None else int(raw_length)
+        if not self._rare_seen:
+            keep_alive = self._keep_alive = version == "1.1"
+            chunked = expect = False
+        else:
+            chunked = self._had_te  # llhttp accepts TE only when chunked is final
+            if chunked:
+                content_length = None
+            if self._upgrade_header and (chunked or content_length):
+                raise ProtocolError(501, "Upgrade with a request body is not supported")
+            # RFC 9112 §9.3; porch upgrades nothing, so an Upgrade request is the last.
+            keep_alive = self._keep_alive = not (self._conn_close or self._upgrade_header) and (
+                version == "1.1" or self._conn_keep_alive
+            )
+            expect = self._expect and version == "1.1"
         max_body = self._limits.max_body_bytes
         if max_body and content_length is not None and content_length > max_body:
             raise ProtocolError(413, "request body too large")
-        # RFC 9112 §9.3; porch upgrades nothing, so an Upgrade request is the last.
-        keep_alive = self._keep_alive = not (self._conn_close or self._upgrade_header) and (
-            version == "1.1" or self._conn_keep_alive
-        )
+        # Positional: this runs once per request (see RequestHead's field order).
         self._events.append(
             RequestHead(
-                method=method,
-                path=path,
-                query=query,
-                http_version=version,
-                headers=tuple(self._headers),
-                host=host,
-                keep_alive=keep_alive,
-                expect_continue=self._expect and version == "1.1",
-                content_length=content_length,
-                chunked=chunked,
+                method,
+                path,
+                query,
+                version,
+                tuple(self._headers),
+                host,
+                keep_alive,
+                expect,
+                content_length,
+                chunked,
             )
         )
 
@@ -325,8 +355,10 @@ class H1Parser:
 
 
 _END = EndOfMessage()
-# host, expect, upgrade, connection, transfer-encoding
-_SPECIAL_LENGTHS = frozenset({4, 6, 7, 10, 17})
+_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}  # what llhttp reports -> porch's version
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+# host, expect, upgrade, connection, content-length, transfer-encoding
+_SPECIAL_LENGTHS = frozenset({4, 6, 7, 10, 14, 17})
 
 
 def _new_llhttp(callbacks: object) -> httptools.HttpRequestParser:
@@ -356,13 +388,6 @@ def _transfer_coding_error(value: bytes) -> tuple[int, str] | None:
     if all(c == b"chunked" for c in codings):
         return 400, "chunked applied more than once"
     return 501, "unsupported transfer coding"
-
-
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if len(name) == 14 and name.lower() == b"content-length":
-            return int(value)  # llhttp already checked: digits only, single
-    return None
 
 
 def _split_target(url: bytes, method: str) -> tuple[bytes, bytes, bytes | None]:
@@ -469,6 +494,23 @@ def status_line(version: str, status: str) -> bytes:
     return line
 
 
+def header_lines(headers: list[tuple[str, str]], *, drop_content_length: bool = False) -> bytes:
+    """``Name: value\\r\\n`` for each validated header, joined."""
+    lines = []
+    cache = _HEADER_LINES
+    for pair in headers:
+        line = cache.get(pair)
+        if line is None:
+            name, value = pair
+            if drop_content_length and len(name) == 14 and name.lower() == "content-length":
+                continue
+            line = f"{name}: {value}\r\n".encode("latin-1")
+            if len(cache) < 4096 and len(name) != 14:  # Content-Length values vary
+                cache[pair] = line
+        lines.append(line)
+    return b"".join(lines)
+
+
 class ResponseFraming:
     """Decides how one response body is delimited and frames its bytes.
 
@@ -509,30 +551,21 @@ class ResponseFraming:
         status: str,
         headers: list[tuple[str, str]],
         extra: bytes,
+        lines: bytes | None = None,
     ) -> bytes:
-        """Serialize the response head. ``extra`` holds server-added header lines."""
-        lines = [status_line(http_version, status)]
-        drop_length = self._drop_content_length
-        cache = _HEADER_LINES
-        for pair in headers:
-            line = cache.get(pair)
-            if line is None:
-                name, value = pair
-                if drop_length and len(name) == 14 and name.lower() == "content-length":
-                    continue
-                line = f"{name}: {value}\r\n".encode("latin-1")
-                if len(cache) < 4096 and len(name) != 14:  # Content-Length values vary
-                    cache[pair] = line
-            lines.append(line)
-        if self.chunked:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
+        """Serialize the response head. ``extra`` holds server-added header lines.
+
+        ``lines`` is ``header_lines(headers)`` when the caller kept it from an
+        identical earlier head; it is ignored where Content-Length must go.
+        """
+        if lines is None or self._drop_content_length:
+            lines = header_lines(headers, drop_content_length=self._drop_content_length)
+        framing = b"Transfer-Encoding: chunked\r\n" if self.chunked else b""
         if not self.keep_alive:
-            lines.append(b"Connection: close\r\n")
+            framing += b"Connection: close\r\n"
         elif http_version == "1.0":
-            lines.append(b"Connection: keep-alive\r\n")
-        lines.append(extra)
-        lines.append(b"\r\n")
-        return b"".join(lines)
+            framing += b"Connection: keep-alive\r\n"
+        return b"".join((status_line(http_version, status), lines, framing, extra, b"\r\n"))
 
     def body(self, data: bytes) -> bytes:
         """Frame a body piece; bytes beyond the declared Content-Length are dropped."""

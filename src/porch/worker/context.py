@@ -102,6 +102,7 @@ class WorkerContext:
         self._on_request_limit = on_request_limit
         self.now = time.monotonic()
         self.date_header = b""
+        self.date_server_header = b""  # both lines, for responses without their own Server
         self._date_second = -1
         self.tick()
 
@@ -112,6 +113,7 @@ class WorkerContext:
         if second != self._date_second:
             self._date_second = second
             self.date_header = b"Date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
+            self.date_server_header = self.date_header + self.server_header
 
     def connection_opened(self, conn: HTTPConnection) -> None:
         connections = self.connections

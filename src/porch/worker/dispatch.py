@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from porch.log import escape
 from porch.protocol.events import RequestHead
-from porch.protocol.h1 import ResponseFraming
+from porch.protocol.h1 import ResponseFraming, header_lines
 from porch.wsgi.file_wrapper import FileWrapper
 from porch.wsgi.response import StartResponse
 
@@ -114,13 +114,16 @@ class Exchange:
             and not sr.close_connection,
         )
         ctx = self.ctx
-        extra = ctx.date_header
-        has_server = False
-        for name, _ in sr.headers:
-            if len(name) == 6 and name.lower() == "server":
-                has_server = True
-        if not has_server:
-            extra += ctx.server_header
+        known = sr.known
+        lines = None
+        if known is None:
+            has_server = any(len(name) == 6 and name.lower() == "server" for name, _ in sr.headers)
+        else:
+            has_server = known.has_server
+            lines = known.wire
+            if lines is None:
+                lines = known.wire = header_lines(sr.headers)
+        extra = ctx.date_header if has_server else ctx.date_server_header
         if (
             sr.content_length is None
             and content_length is not None
@@ -129,7 +132,11 @@ class Exchange:
             extra += b"Content-Length: %d\r\n" % content_length
         sr.headers_sent = True
         return framing.head(
-            http_version=head.http_version, status=sr.status, headers=sr.headers, extra=extra
+            http_version=head.http_version,
+            status=sr.status,
+            headers=sr.headers,
+            extra=extra,
+            lines=lines,
         )
 
     def _frame(self, data: bytes) -> bytes:
@@ -164,7 +171,7 @@ class Exchange:
     def _error_response(self) -> tuple[bytes, bool]:
         """The 500 for an app that failed before its head went out, and whether to keep alive."""
         sr = self.sr
-        sr.status, sr.status_code = _ERROR_500, 500
+        sr.status, sr.status_code, sr.known = _ERROR_500, 500, None
         head, ctx = self.head, self.ctx
         framing = ResponseFraming(
             method=head.method,

@@ -17,6 +17,11 @@ Decisions (the worker relies on them):
 * container types are lenient (a list or tuple of 2-item tuples or lists, as
   gunicorn accepts); ``headers`` is always normalised to a list of tuples.
 
+Apps send the same few heads again and again, so a validated head (status and
+header list, exact ``str`` values only) is remembered as a :class:`KnownHead`:
+the next identical ``start_response`` call is one dict lookup, and the driver
+keeps its serialized header lines in the same entry (``wire``).
+
 Every violation raises ``AppResponseError`` inside the app's call, so the
 worker turns it into a logged 500 like any other app error.
 """
@@ -58,6 +63,7 @@ class StartResponse:
         "content_length",
         "headers",
         "headers_sent",
+        "known",
         "started",
         "status",
         "status_code",
@@ -72,6 +78,7 @@ class StartResponse:
         self.close_connection = False  # the app sent "Connection: close"
         self.started = False  # start_response() was called successfully
         self.headers_sent = False  # set by the driver
+        self.known: KnownHead | None = None  # the cache entry of this head, if any
 
     def __call__(
         self,
@@ -89,13 +96,20 @@ class StartResponse:
                 exc_info = None  # PEP 3333: break the frame <-> traceback cycle
         elif self.started:
             raise AppResponseError("start_response() called a second time without exc_info")
-        status_code = parse_status(status)
-        normalised, content_length, close = validate_headers(headers)
-        self.status = status
-        self.status_code = status_code
-        self.headers = normalised
-        self.content_length = content_length
-        self.close_connection = close
+        known = None
+        if type(headers) is list:
+            try:
+                known = _KNOWN_HEADS.get((status, *headers))
+            except TypeError:  # an unhashable item (a list pair): validated below
+                pass
+        if known is None:
+            known = _validate_head(status, headers)
+        self.status = known.status
+        self.status_code = known.status_code
+        self.headers = list(known.headers)  # a snapshot: later changes by the app are ignored
+        self.content_length = known.content_length
+        self.close_connection = known.close
+        self.known = known
         self.started = True
         return self.write
 
@@ -106,6 +120,63 @@ class StartResponse:
         if not isinstance(data, bytes):
             raise AppResponseError(f"write() takes bytes, not {type(data).__name__}")
         self._sink(data)
+
+
+class KnownHead:
+    """A validated response head (status, headers) and what was derived from it."""
+
+    __slots__ = (
+        "close",
+        "content_length",
+        "has_server",
+        "headers",
+        "status",
+        "status_code",
+        "wire",
+    )
+
+    def __init__(
+        self,
+        status: str,
+        status_code: int,
+        headers: tuple[tuple[str, str], ...],
+        content_length: int | None,
+        close: bool,
+    ) -> None:
+        self.status = status
+        self.status_code = status_code
+        self.headers = headers
+        self.content_length = content_length
+        self.close = close
+        self.has_server = any(len(name) == 6 and name.lower() == "server" for name, _ in headers)
+        self.wire: bytes | None = None  # the header lines as sent, filled in by the driver
+
+
+_KNOWN_HEADS: dict[tuple[object, ...], KnownHead] = {}  # (status, *pairs) -> KnownHead
+_KNOWN_HEADS_MAX = 2048  # apps with varying values (Content-Length) refill it
+
+
+def _validate_head(status: str, headers: ResponseHeaders) -> KnownHead:
+    """Validate a head not seen before; remember it when it is made of exact ``str`` pairs."""
+    status_code = parse_status(status)
+    normalised, content_length, close = validate_headers(headers)
+    known = KnownHead(status, status_code, tuple(normalised), content_length, close)
+    if type(status) is str and type(headers) is list and _exact(headers):
+        if len(_KNOWN_HEADS) >= _KNOWN_HEADS_MAX:
+            _KNOWN_HEADS.clear()
+        _KNOWN_HEADS[(status, *headers)] = known
+    return known
+
+
+def _exact(headers: list[tuple[str, str]]) -> bool:
+    # A subclass of tuple or str could compare equal to a cached head yet differ.
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            return False
+        name, value = item
+        if type(name) is not str or type(value) is not str:
+            return False
+    return True
 
 
 _STATUS_CODES: dict[str, int] = {}  # validated status strings (apps reuse a handful)

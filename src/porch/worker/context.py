@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,7 @@ class WorkerContext:
             max_body_bytes=config.limit_request_body,
         )
         self.inline = config.threads == 1
+        self.loop_thread = threading.get_ident()  # built on the thread that runs the loop
         self.executor: ThreadPoolExecutor | None = (
             None
             if self.inline

@@ -47,7 +47,7 @@ class BodyUnavailable(OSError):
     """
 
 
-class Exchange:
+class Exchange(StartResponse):
     """Runs the app for one request and streams its response (see module docstring)."""
 
     __slots__ = (
@@ -63,8 +63,7 @@ class Exchange:
         "iterator",
         "queued",
         "result",
-        "sr",
-        "started",
+        "since",
         "suspended",
     )
 
@@ -83,9 +82,9 @@ class Exchange:
         self.gone = False
         self.queued = 0
         self.cond: threading.Condition | None = None
-        self.started = time.monotonic()
+        self.since = time.monotonic()
         self.suspended = False  # threads mode: iteration parked until the client reads
-        self.sr = StartResponse(self._write_from_app)
+        StartResponse.__init__(self)  # this object is the app's start_response
 
     def start(self) -> None:
         if self.ctx.inline:
@@ -98,43 +97,44 @@ class Exchange:
     # --- response head and framing (pure; called from whichever thread runs the app) --
 
     def _begin(self, content_length: int | None) -> bytes:
-        """Freeze status and headers; return the serialized head."""
-        sr = self.sr
-        if not sr.status:
+        """Freeze status and headers; return the serialized head.
+
+        ``content_length`` is the body's length when the whole body is known
+        (a list result); the app's own Content-Length header wins.
+        """
+        if not self.status:
             raise RuntimeError("the app produced a body without calling start_response")
-        head = self.head
+        head, ctx = self.head, self.ctx
+        declared = self.content_length
         framing = self.framing = ResponseFraming(
             method=head.method,
             http_version=head.http_version,
-            status_code=sr.status_code,
-            content_length=sr.content_length if sr.content_length is not None else content_length,
+            status_code=self.status_code,
+            content_length=declared if declared is not None else content_length,
             keep_alive=head.keep_alive
-            and self.ctx.keep_alive
-            and not self.ctx.stopping
-            and not sr.close_connection,
+            and ctx.keep_alive
+            and not ctx.stopping
+            and not self.close_connection,
         )
-        ctx = self.ctx
-        known = sr.known
-        lines = None
-        if known is None:
-            has_server = any(len(name) == 6 and name.lower() == "server" for name, _ in sr.headers)
+        known = self.known
+        if known is None:  # a head the app built from unhashable parts: not remembered
+            lines = None
+            has_server = any(
+                len(name) == 6 and name.lower() == "server" for name, _ in self.headers
+            )
         else:
-            has_server = known.has_server
             lines = known.wire
             if lines is None:
-                lines = known.wire = header_lines(sr.headers)
+                lines = known.wire = header_lines(self.headers)
+            has_server = known.has_server
         extra = ctx.date_header if has_server else ctx.date_server_header
-        if (
-            sr.content_length is None
-            and content_length is not None
-            and sr.status_code not in (204, 304)
-        ):
+        if declared is None and content_length is not None and self.status_code not in (204, 304):
             extra += b"Content-Length: %d\r\n" % content_length
-        sr.headers_sent = True
+        self.headers_sent = True
         return framing.head(
             http_version=head.http_version,
-            status=sr.status,
-            headers=sr.headers,
+            status=self.status,
+            headers=self.headers,
             extra=extra,
             lines=lines,
         )
@@ -156,7 +156,9 @@ class Exchange:
         body = result[0] if len(result) == 1 else b"".join(result)
         if self.framing is None:
             head = self._begin(len(body))
-            return [head, self._frame_body(body), self._tail()] if body else [head]
+            # The length is known, so never chunked: no tail. body() drops it for HEAD.
+            framed = self._frame_body(body)
+            return [head, framed] if framed else [head]
         return [self._frame_body(body), self._tail()]
 
     def _tail(self) -> bytes:
@@ -170,8 +172,7 @@ class Exchange:
 
     def _error_response(self) -> tuple[bytes, bool]:
         """The 500 for an app that failed before its head went out, and whether to keep alive."""
-        sr = self.sr
-        sr.status, sr.status_code, sr.known = _ERROR_500, 500, None
+        self.status, self.status_code, self.known = _ERROR_500, 500, None
         head, ctx = self.head, self.ctx
         framing = ResponseFraming(
             method=head.method,
@@ -180,11 +181,11 @@ class Exchange:
             content_length=len(_ERROR_BODY),
             keep_alive=head.keep_alive and ctx.keep_alive and not ctx.stopping,
         )
-        sr.headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(_ERROR_BODY)))]
+        self.headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(_ERROR_BODY)))]
         data = framing.head(
             http_version=head.http_version,
-            status=sr.status,
-            headers=sr.headers,
+            status=self.status,
+            headers=self.headers,
             extra=ctx.date_header + ctx.server_header,
         )
         body = framing.body(_ERROR_BODY)
@@ -204,15 +205,17 @@ class Exchange:
         if access.enabled:
             access.log(
                 self.environ,
-                self.sr.status,
-                self.sr.headers,
+                self.status,
+                self.headers,
                 # Body bytes actually sent (none for HEAD, truncated to Content-Length).
                 self.framing.sent if self.framing is not None else self.error_bytes,
-                time.monotonic() - self.started,
+                time.monotonic() - self.since,
             )
 
     def _close_result(self) -> None:
         result, self.result = self.result, None  # close() exactly once
+        if type(result) is list or type(result) is tuple:
+            return
         close = getattr(result, "close", None)
         if close is not None:
             try:
@@ -233,19 +236,20 @@ class Exchange:
                 return None
         except OSError:
             return None
-        if self.sr.content_length is not None:
-            count = min(count, self.sr.content_length)
+        if self.content_length is not None:
+            count = min(count, self.content_length)
         return fd, offset, count
 
     # --- inline mode (loop thread) -------------------------------------------------------
 
     def _run_inline(self) -> None:
         inflight = self.ctx.inflight.requests
-        ident = threading.get_ident()
-        inflight[ident] = (self.head.method, self.head.path, self.started, self.conn)
+        ident = self.ctx.loop_thread
         conn = self.conn
+        head = self.head
+        inflight[ident] = (head.method, head.path, self.since, conn)
         try:
-            result = self.result = self.app(self.environ, self.sr)
+            result = self.result = self.app(self.environ, self)
             if type(result) is list or type(result) is tuple:
                 conn.write_parts(self._whole(result))
                 self._finish()
@@ -268,8 +272,8 @@ class Exchange:
         iterator = self.iterator
         assert iterator is not None
         inflight = self.ctx.inflight.requests
-        ident = threading.get_ident()
-        inflight[ident] = (self.head.method, self.head.path, self.started, conn)
+        ident = self.ctx.loop_thread
+        inflight[ident] = (self.head.method, self.head.path, self.since, conn)
         try:
             for chunk in iterator:
                 if chunk:
@@ -324,7 +328,7 @@ class Exchange:
         elif self.iterator is not None:  # a paused inline iteration: it will never resume
             self._abandon()
 
-    def _write_from_app(self, data: bytes) -> None:
+    def deliver(self, data: bytes) -> None:
         """The legacy ``write()`` callable of PEP 3333."""
         if not data:
             return
@@ -382,9 +386,9 @@ class Exchange:
         loop = self.ctx.loop
         inflight = self.ctx.inflight.requests
         ident = threading.get_ident()
-        inflight[ident] = (self.head.method, self.head.path, self.started, self.conn)
+        inflight[ident] = (self.head.method, self.head.path, self.since, self.conn)
         try:
-            result = self.result = self.app(self.environ, self.sr)
+            result = self.result = self.app(self.environ, self)
             if type(result) is list or type(result) is tuple:
                 data = b"".join(self._whole(result))
                 self._close_result()
@@ -415,7 +419,7 @@ class Exchange:
         loop = self.ctx.loop
         inflight = self.ctx.inflight.requests
         ident = threading.get_ident()
-        inflight[ident] = (self.head.method, self.head.path, self.started, self.conn)
+        inflight[ident] = (self.head.method, self.head.path, self.since, self.conn)
         try:
             if self.gone:
                 raise ClientGone

@@ -29,6 +29,7 @@ _UNPREFIXED = {b"CONTENT-TYPE": "CONTENT_TYPE", b"CONTENT-LENGTH": "CONTENT_LENG
 # Bounded so that a peer sending random names cannot grow it without limit.
 _KEY_CACHE: dict[bytes, str | None] = {}
 _KEY_CACHE_MAX = 512
+_HOST_PARTS: dict[bytes, tuple[str, str, str]] = {}  # authority -> _split_host(authority)
 
 
 def base_environ(
@@ -137,17 +138,28 @@ def apply_host(environ: dict[str, Any], host: bytes) -> None:
     over the Host header, so ``head.host`` replaces HTTP_HOST. A missing port
     means the scheme's default port (as gunicorn does).
     """
-    text = host.decode("latin-1")
+    parts = _HOST_PARTS.get(host)
+    if parts is None:
+        parts = _split_host(host)
+        if len(_HOST_PARTS) < _KEY_CACHE_MAX:
+            _HOST_PARTS[host] = parts
+    text, name, port = parts
     environ["HTTP_HOST"] = text
-    if text.startswith("["):  # RFC 3986 §3.2.2: IP-literal
-        end = text.find("]")
-        name, rest = (text[: end + 1], text[end + 1 :]) if end != -1 else (text, "")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        name, _, port = text.partition(":")
     if not name:
         return
     environ["SERVER_NAME"] = name
     environ["SERVER_PORT"] = port or _DEFAULT_PORTS.get(
         environ["wsgi.url_scheme"], environ["SERVER_PORT"]
     )
+
+
+def _split_host(host: bytes) -> tuple[str, str, str]:
+    """(HTTP_HOST, name, port or "") of an authority."""
+    text = host.decode("latin-1")
+    if text.startswith("["):  # RFC 3986 §3.2.2: IP-literal
+        end = text.find("]")
+        name, rest = (text[: end + 1], text[end + 1 :]) if end != -1 else (text, "")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        name, _, port = text.partition(":")
+    return text, name, port

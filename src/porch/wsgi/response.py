@@ -53,8 +53,9 @@ _MAX_CONTENT_LENGTH_DIGITS = 19  # fits a signed 64-bit integer
 class StartResponse:
     """The ``start_response`` callable of one request, and the state it records.
 
-    ``write`` is the sink the driver provides for the legacy ``write()``
-    callable; the driver sets ``headers_sent`` once the head went out.
+    ``write`` is the sink for the legacy ``write()`` callable (or a subclass
+    overrides :meth:`deliver`); the driver sets ``headers_sent`` once the head
+    went out.
     """
 
     __slots__ = (
@@ -69,7 +70,7 @@ class StartResponse:
         "status_code",
     )
 
-    def __init__(self, write: Callable[[bytes], None]) -> None:
+    def __init__(self, write: Callable[[bytes], None] | None = None) -> None:
         self._sink = write
         self.status = ""
         self.status_code = 0
@@ -119,6 +120,14 @@ class StartResponse:
             raise AppResponseError("write() called before start_response()")
         if not isinstance(data, bytes):
             raise AppResponseError(f"write() takes bytes, not {type(data).__name__}")
+        self.deliver(data)
+
+    def deliver(self, data: bytes) -> None:
+        """Send what the app passed to ``write()``: to the sink given, or overridden by the
+        driver (a subclass method, not a bound-method sink: that would be a reference
+        cycle per request, left for the garbage collector)."""
+        if self._sink is None:
+            raise AppResponseError("write() is not supported here")
         self._sink(data)
 
 

@@ -111,7 +111,10 @@ def site(tmp_path: Path) -> Path:
 
 
 def make_static(root: Path, prefix: str = "/static", **options: object) -> StaticFiles:
+    """The static layer over ``root``; small files go out with sendfile too, unless
+    ``inline_max_bytes`` says otherwise (the tests of the file contract need it)."""
     mount = Mount.parse(f"{prefix}={root}")
+    options.setdefault("inline_max_bytes", 0)
     return StaticFiles(mounts=[mount], **options)  # type: ignore[arg-type]
 
 

@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from static_client import TEXT, Client, make_static, read_out
 
+from porch.static.files import RESOLVE_TTL_S
+
 # Every one of these must be a 404 from the static layer, never the app's and
 # never a file outside tmp_path/public (tmp_path/secret.txt, tmp_path/outside/).
 TRAVERSALS = [
@@ -177,7 +179,15 @@ def test_index_file_linking_out_is_refused(site: Path) -> None:
     assert client.get("/static/trap").status == 404
 
 
-def test_mount_directory_may_be_a_symlink_and_is_resolved_per_request(tmp_path: Path) -> None:
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_mount_directory_may_be_a_symlink_switched_by_a_deploy(tmp_path: Path) -> None:
     release1, release2 = tmp_path / "r1", tmp_path / "r2"
     release1.mkdir()
     release2.mkdir()
@@ -185,13 +195,39 @@ def test_mount_directory_may_be_a_symlink_and_is_resolved_per_request(tmp_path: 
     (release2 / "v.txt").write_bytes(b"two\n")
     current = tmp_path / "current"
     current.symlink_to(release1)
-    client = Client(make_static(current))
+    clock = FakeClock()
+    client = Client(make_static(current, clock=clock))
     assert client.get("/static/v.txt").body == b"one\n"
     current.unlink()
     current.symlink_to(release2)  # a deploy switches the link
+    clock.now += RESOLVE_TTL_S  # the resolution of /static/v.txt is reused this long
     assert client.get("/static/v.txt").body == b"two\n"
     (release2 / "up").symlink_to(release1 / "v.txt")  # out of the *current* root
     assert client.get("/static/up").status == 404
+
+
+def test_a_resolution_is_reused_for_at_most_its_ttl(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"first\n")
+    clock = FakeClock()
+    client = Client(make_static(tmp_path, clock=clock))
+    assert client.get("/static/a.txt").body == b"first\n"
+    (tmp_path / "a.txt").write_bytes(b"second\n")  # content: always read afresh
+    assert client.get("/static/a.txt").body == b"second\n"
+    (tmp_path / "a.txt.gz").write_bytes(b"gz")  # a new sibling: seen after the TTL
+    gzip = ("Accept-Encoding", "gzip")
+    assert client.get("/static/a.txt", gzip).get("Content-Encoding") is None
+    clock.now += RESOLVE_TTL_S
+    assert client.get("/static/a.txt", gzip)["Content-Encoding"] == "gzip"
+
+
+def test_a_file_moved_out_is_not_served_from_the_cache(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"x\n")
+    client = Client(make_static(tmp_path, clock=FakeClock()))
+    assert client.get("/static/a.txt").status == 200
+    (tmp_path / "a.txt").rename(tmp_path.parent / f"{tmp_path.name}-moved.txt")
+    assert client.get("/static/a.txt").status == 404  # opened on every request
+    (tmp_path / "a.txt").write_bytes(b"back\n")
+    assert client.get("/static/a.txt").body == b"back\n"  # a 404 is never cached
 
 
 # --- only regular files --------------------------------------------------------------

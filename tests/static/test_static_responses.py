@@ -29,6 +29,21 @@ def test_full_200(client: Client) -> None:
     assert answer.get("Content-Encoding") is None
 
 
+def test_small_files_are_read_into_the_response(site: Path) -> None:
+    # Up to inline_max_bytes the body is bytes (one write with the head), not a file.
+    client = Client(make_static(site, inline_max_bytes=len(TEXT)))
+    response = client.raw("/static/hello.txt")
+    assert response is not None and response.file is None
+    assert response.body == TEXT and response.content_length == len(TEXT)
+    answer = client.get("/static/hello.txt")
+    assert answer.body == TEXT and not answer.sent_by_sendfile
+    larger = client.raw("/static/big.bin")  # past the bound: sendfile as before
+    assert larger is not None and larger.file is not None
+    larger.close()
+    head = client.head("/static/hello.txt")
+    assert head.body == b"" and head["Content-Length"] == str(len(TEXT))
+
+
 def test_file_body_is_the_whole_file_from_offset_zero(client: Client) -> None:
     response = client.raw("/static/hello.txt")
     assert response is not None

@@ -12,6 +12,7 @@ clock.
 from __future__ import annotations
 
 import calendar
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -117,6 +118,7 @@ def validators_of(stat: os.stat_result, coding: str | None, now: float) -> Valid
     )
 
 
+@functools.lru_cache(maxsize=1024)  # files' mtimes repeat on every request
 def http_date(seconds: int) -> str:
     """IMF-fixdate, the only date form senders may generate (RFC 9110 §5.6.7)."""
     return formatdate(seconds, usegmt=True)

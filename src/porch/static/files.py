@@ -19,6 +19,15 @@ default does the same), never socket I/O. Where a file is found:
   ``/dir/`` when the index exists.
 * ``match`` raises ``OSError`` only for unexpected failures (EMFILE, EIO);
   missing, unreadable (403) or refused files are ordinary responses.
+* **Resolution cache.** Resolving a path (realpath of the root and of the file,
+  an lstat per precompressed sibling) cost more than serving a small file, so
+  a found file's resolution is reused for ``RESOLVE_TTL_S`` (1 s): a switched
+  ``current`` symlink, a new sibling or a file moved out of the root is seen
+  at most one second late. The file itself is still opened (and checked) on
+  every request, so its content and validators are always current.
+* **Small files** (up to ``INLINE_MAX_BYTES``) are read into the response
+  (one write with the head) instead of going out with ``os.sendfile``, whose
+  setup costs more than copying a few KiB.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import io
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from porch.static.conditions import (
@@ -62,12 +71,38 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 _NOT_FOUND_ERRNOS = frozenset(
     {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.ENXIO}
 )
+RESOLVE_TTL_S = 1.0
+INLINE_MAX_BYTES = 64 * 1024
+_RESOLVED_MAX = 4096  # entries; the cache is emptied when full
+
+
+class _Resolved:
+    """Where a URL's file was found, and until when that answer is reused."""
+
+    __slots__ = ("available", "expires", "name", "path", "root")
+
+    def __init__(
+        self, expires: float, root: str, path: str, name: str, available: dict[str, str]
+    ) -> None:
+        self.expires = expires
+        self.root = root
+        self.path = path
+        self.name = name
+        self.available = available
 
 
 class StaticFiles:
     """Every ``--static`` mount, and the rules that answer requests under them."""
 
-    __slots__ = ("cache_control", "follow_symlinks", "index", "mounts")
+    __slots__ = (
+        "_clock",
+        "_resolved",
+        "cache_control",
+        "follow_symlinks",
+        "index",
+        "inline_max_bytes",
+        "mounts",
+    )
 
     def __init__(
         self,
@@ -76,12 +111,17 @@ class StaticFiles:
         follow_symlinks: bool = False,
         cache_control: str = "",
         index: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        inline_max_bytes: int = INLINE_MAX_BYTES,
     ) -> None:
         # Longest prefix first, so /assets/img wins over /assets.
         self.mounts = tuple(sorted(mounts, key=lambda mount: -len(mount.segments)))
         self.follow_symlinks = follow_symlinks
         self.cache_control = cache_control
         self.index = index
+        self._resolved: dict[tuple[object, ...], _Resolved] = {}
+        self._clock = clock  # seconds, for the resolution cache (tests pass their own)
+        self.inline_max_bytes = inline_max_bytes
 
     @classmethod
     def from_config(cls, config: Config) -> StaticFiles | None:
@@ -111,12 +151,24 @@ class StaticFiles:
             return error_response(405, head_only=False, headers=_ALLOW)
         if route.segments is None:
             return error_response(404, head_only=head_only)
-        root = os.path.realpath(route.mount.directory)
-        found = self._find(root, route, head_only)
-        if isinstance(found, StaticResponse):
-            return found
-        path, name = found
-        return self._serve(root, path, name, collect_fields(headers), method)
+        key = (route.mount.prefix, route.segments, route.directory_url)
+        now = self._clock()
+        resolved = self._resolved.get(key)
+        if resolved is None or resolved.expires <= now:
+            root = os.path.realpath(route.mount.directory)
+            found = self._find(root, route, head_only)
+            if isinstance(found, StaticResponse):
+                self._resolved.pop(key, None)
+                return found
+            path, name = found
+            resolved = _Resolved(now + RESOLVE_TTL_S, root, path, name, self._siblings(root, path))
+            if len(self._resolved) >= _RESOLVED_MAX:
+                self._resolved.clear()
+            self._resolved[key] = resolved
+        response = self._serve(resolved, collect_fields(headers), method)
+        if response.status == 404:
+            self._resolved.pop(key, None)  # gone: look again next time
+        return response
 
     # --- finding the file -----------------------------------------------------------
 
@@ -173,10 +225,8 @@ class StaticFiles:
 
     # --- answering --------------------------------------------------------------------
 
-    def _serve(
-        self, root: str, path: str, name: str, fields: RequestFields, method: str
-    ) -> StaticResponse:
-        available = self._siblings(root, path)
+    def _serve(self, resolved: _Resolved, fields: RequestFields, method: str) -> StaticResponse:
+        path, name, available = resolved.path, resolved.name, resolved.available
         coding = choose_coding(fields.accept_encoding, available)
         opened = _open(available[coding], self.follow_symlinks) if coding else None
         if not isinstance(opened, tuple):  # no coding chosen, or its file just vanished
@@ -232,6 +282,10 @@ class StaticFiles:
         headers.append(("Content-Length", str(size)))
         if head_only:
             return StaticResponse(status=200, headers=headers, head_only=True)
+        if size <= self.inline_max_bytes:
+            body = _read(file, 0, size)
+            if len(body) == size:  # else it is changing: send what sendfile finds
+                return StaticResponse(status=200, headers=headers, body=body)
         return StaticResponse(status=200, headers=headers, file=FileBody(file, 0, size))
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["FileBody", "StaticResponse", "error_response"]
 
 ERROR_CONTENT_TYPE = "text/plain; charset=utf-8"
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ class StaticResponse:
     @property
     def status_line(self) -> str:
         """``"206 Partial Content"``: the status as the response head spells it."""
-        return f"{self.status} {HTTPStatus(self.status).phrase}"
+        return _STATUS_LINES[self.status]
 
     @property
     def content_length(self) -> int | None:

@@ -418,7 +418,9 @@ class HTTPConnection(asyncio.Protocol):
         if sock is None or self.closing:
             done(False)
             return
-        self._sendfile = SendFile(self, os.dup(sock.fileno()), fd, offset, count, done)
+        sending = SendFile(self, fd, offset, count, done)
+        if not sending.start(sock.fileno()):
+            self._sendfile = sending  # continues when the socket is writable
 
     def sendfile_done(self) -> None:
         self._sendfile = None

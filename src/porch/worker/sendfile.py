@@ -12,10 +12,14 @@ if TYPE_CHECKING:
 
 
 class SendFile:
-    """Sends a file span with os.sendfile, driven by add_writer on a dup of the socket fd.
+    """Sends a file span with os.sendfile: at once while the socket takes it, then
+    driven by add_writer on a dup of the socket fd.
 
-    The dup lets us watch writability without touching the transport's own
-    registration; we only write once the transport's buffer (the head) is empty.
+    The first attempt writes to the transport's own socket, only when the
+    transport has nothing queued (the head went out whole), so bytes stay in
+    order. Most responses end there; a larger one that fills the socket buffer
+    continues on a dup, which lets us watch writability without touching the
+    transport's own registration.
     """
 
     __slots__ = ("conn", "count", "done", "fd", "file_fd", "offset")
@@ -23,15 +27,39 @@ class SendFile:
     def __init__(
         self,
         conn: HTTPConnection,
-        fd: int,
         file_fd: int,
         offset: int,
         count: int,
         done: Callable[[bool], None],
     ) -> None:
-        self.conn, self.fd, self.file_fd = conn, fd, file_fd
+        self.conn, self.fd, self.file_fd = conn, -1, file_fd
         self.offset, self.count, self.done = offset, count, done
-        conn.ctx.loop.add_writer(fd, self.step)
+
+    def start(self, sock_fd: int) -> bool:
+        """Send what the socket takes now; True when the span is finished (sent or failed)."""
+        conn = self.conn
+        assert conn.transport is not None
+        if not conn.transport.get_write_buffer_size():
+            try:
+                while self.count > 0:
+                    sent = os.sendfile(sock_fd, self.file_fd, self.offset, min(self.count, 1 << 20))
+                    if sent == 0:  # the file is shorter than announced
+                        self.done(False)
+                        return True
+                    self.offset += sent
+                    self.count -= sent
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.done(False)
+                return True
+            if self.count <= 0:
+                self.done(True)
+                return True
+        self.fd = os.dup(sock_fd)
+        conn.deadline = monotonic() + conn.ctx.config.write_timeout
+        conn.ctx.loop.add_writer(self.fd, self.step)
+        return False
 
     def step(self) -> None:
         conn = self.conn

@@ -253,6 +253,8 @@ class HTTPConnection(asyncio.Protocol):
             self.input.finish()
         if self.early:
             self.early = False
+            if not self.write_paused:  # the body is in: no deadline while the app works
+                self.deadline = 0.0
             if self.body_event is not None:
                 self.body_event.set()
             return

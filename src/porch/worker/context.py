@@ -71,6 +71,7 @@ class WorkerContext:
             max_body_bytes=config.limit_request_body,
         )
         self.inline = config.threads == 1
+        self.stream_bodies = not config.request_buffering  # --no-request-buffering
         self.executor: ThreadPoolExecutor | None = (
             None
             if self.inline

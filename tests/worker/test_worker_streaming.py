@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -293,6 +294,45 @@ def test_a_chunked_body_over_the_limit_gets_413_while_the_app_reads(
         assert conn.at_eof()
     line = probe.expect_prefix("error after ")
     assert line == "error after 2048: request body too large"  # the app never saw more
+
+
+def test_a_client_half_closing_mid_body_gets_408(serve: Serve, probe: Probe) -> None:
+    worker = serve(failing_reader_app(probe), **STREAMING)
+    with worker.connect() as conn:
+        conn.send(post(length=5000) + b"x" * 1024)
+        probe.expect("received 1024")
+        conn.sock.shutdown(socket.SHUT_WR)  # the rest will never come
+        assert conn.read_response().status == 408  # a half-closed client still reads
+        assert conn.at_eof()
+    assert probe.expect_prefix("error after 1024: ").endswith("closed the connection mid-body")
+
+
+def test_a_malformed_chunked_body_gets_400_while_the_app_reads(serve: Serve, probe: Probe) -> None:
+    worker = serve(failing_reader_app(probe), **STREAMING)
+    with worker.connect() as conn:
+        conn.send(post() + chunk(b"a" * 1024))
+        probe.expect("received 1024")
+        conn.send(b"zz\r\nbad\r\n")
+        assert conn.read_response().status == 400
+        assert conn.at_eof()
+    probe.expect_prefix("error after 1024: ")
+
+
+def test_a_body_error_after_the_response_began_aborts(serve: Serve, probe: Probe) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        for line in environ["wsgi.input"]:
+            yield b"echo " + line
+
+    worker = serve(validated(app), limit_request_body=100, **STREAMING)
+    with worker.connect() as conn:
+        conn.send(post() + chunk(b"ping\n"))
+        assert conn.read_head().status == 200
+        assert conn.read_until(b"echo ping\n\r\n").endswith(b"echo ping\n\r\n")
+        conn.send(chunk(b"x" * 200))  # past the limit: no 413 can follow a 200
+        data, _ = conn.read_to_eof()
+        assert b"413" not in data
+        assert not data.endswith(b"0\r\n\r\n")  # truncated, never "complete"
 
 
 def test_a_content_length_over_the_limit_is_refused_before_the_app(

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from live_worker import Probe, Serve, get, validated
 
-from porch.worker.body_stream import HIGH_WATER_BYTES, BodyStream
+from porch.worker.body_stream import BodyStream
 from porch.worker.connection import HTTPConnection
 from porch.worker.dispatch import BodyUnavailable
 
 STREAMING = {"request_buffering": False}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 ONE_SOCKET_READ = 256 * 1024  # the most uvloop or asyncio hand to data_received at once
+MAX_QUEUED = 256 * 1024 + ONE_SOCKET_READ  # docs/deployment.md: at most 256K unread, one read more
 
 
 def post(path: str = "/", *, length: int | None = None, headers: str = "") -> bytes:
@@ -245,7 +246,8 @@ def test_a_large_upload_to_a_slow_app_is_held_back_not_buffered(
     assert response.body == f"{size} {hashlib.sha256(body).hexdigest()}".encode()
     line = probe.expect_prefix("max queued ")
     max_queued, pauses = int(line.split()[2]), int(line.split()[4])
-    assert max_queued <= HIGH_WATER_BYTES + ONE_SOCKET_READ
+    print(f"max queued {max_queued}, socket paused {pauses} times")
+    assert max_queued <= MAX_QUEUED
     if mode.threads > 1:  # the loop reads the socket: it had to stop
         assert pauses > 0
     assert peak_rss_kib(worker.pid) - baseline < 8 * 1024  # far below the 20 MiB sent
@@ -383,7 +385,7 @@ def test_a_large_unread_body_is_discarded_without_holding_memory(
         assert conn.read_response().body == b"/next"
         sender.join()
     assert worker.request(post("/report", length=0)).status == 200
-    assert queue_watch["max_queued"] <= HIGH_WATER_BYTES + ONE_SOCKET_READ
+    assert queue_watch["max_queued"] <= MAX_QUEUED
 
 
 def test_a_client_that_stalls_the_unread_rest_is_dropped(serve: Serve, probe: Probe) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from live_worker import Probe, Serve, get, validated
@@ -116,3 +117,21 @@ def test_a_body_that_never_comes_after_100_times_out(serve: Serve, probe: Probe)
     assert "Error handling request" not in worker.log()
     # The worker is still healthy.
     assert worker.request(authorized(HEAD) + b"hello world").status in (100, 200)
+
+
+def test_an_app_working_past_the_body_timeout_after_reading_is_not_cut(
+    serve: Serve, probe: Probe
+) -> None:
+    # The body deadline ends with the body: the app may then take its time.
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(11)
+        time.sleep(1.0)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"got " + body]
+
+    worker = serve(validated(app), body_timeout=0.3)
+    with worker.connect() as conn:
+        conn.send(HEAD)
+        assert conn.read_until(b"\r\n\r\n") == CONTINUE
+        conn.send(b"hello world")
+        assert conn.read_response().body == b"got hello world"

@@ -1,4 +1,4 @@
-"""BufferedInput (in memory and spilled) against io.BytesIO as the oracle; EmptyInput."""
+"""BufferedInput (in memory and spilled) and StreamingInput against io.BytesIO; EmptyInput."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from porch.wsgi.input import EMPTY_INPUT, BufferedInput, EmptyInput
+from porch.wsgi.input import EMPTY_INPUT, BufferedInput, EmptyInput, StreamingInput
 
 BODY = b"first line\nsecond\n\nlast without newline"
 
@@ -196,3 +196,89 @@ def test_reads_match_bytesio(
             assert getattr(stream, name)(argument) == getattr(oracle, name)(argument)
     assert stream.read() == oracle.read()
     stream.close()
+
+
+@settings(max_examples=300)
+@given(
+    pieces=BODIES,
+    splits=st.lists(st.integers(0, 200), max_size=8),
+    operations=st.lists(OPERATIONS, max_size=12),
+)
+def test_streaming_reads_match_bytesio(
+    pieces: list[bytes], splits: list[int], operations: list[tuple[str, int | None]]
+) -> None:
+    body = b"".join(pieces)
+    cuts = sorted({0, len(body), *(cut for cut in splits if cut <= len(body))})
+    stream = streamed([body[start:end] for start, end in itertools.pairwise(cuts)])
+    oracle = io.BytesIO(body)
+    for name, argument in operations:
+        if name == "next":
+            assert next(iter(stream), None) == next(iter(oracle), None)
+        else:
+            assert getattr(stream, name)(argument) == getattr(oracle, name)(argument)
+    assert stream.read() == oracle.read()
+    stream.close()
+
+
+# -- StreamingInput: pulls only what a read needs ------------------------------------
+
+
+class Source:
+    """The server side of a streamed body: hands out ``pieces``, then ``end`` (b"" or raises)."""
+
+    def __init__(self, pieces: list[bytes], end: Exception | None = None) -> None:
+        self.pieces = list(pieces)
+        self.end = end
+        self.pulls = 0
+
+    def pull(self) -> bytes:
+        self.pulls += 1
+        if self.pieces:
+            return self.pieces.pop(0)
+        if self.end is not None:
+            raise self.end
+        return b""
+
+
+def streamed(pieces: list[bytes]) -> StreamingInput:
+    return StreamingInput(pull=Source([piece for piece in pieces if piece]).pull)
+
+
+def test_streaming_reads_pull_only_what_they_need() -> None:
+    source = Source([b"hello ", b"wor", b"ld\nnext", b" line\n"])
+    stream = StreamingInput(pull=source.pull)
+    assert source.pulls == 0  # nothing is asked for before the app reads
+    assert stream.read(5) == b"hello"
+    assert source.pulls == 1
+    assert stream.read(1) == b" "  # already pulled
+    assert source.pulls == 1
+    assert stream.read(4) == b"worl"  # read(n) waits for n bytes, as a buffered file does
+    assert source.pulls == 3
+    assert stream.readline() == b"d\n"
+    assert source.pulls == 3
+    assert stream.readline(4) == b"next"
+    assert stream.readline() == b" line\n"
+    assert source.pulls == 4
+    assert stream.read() == b""
+    assert source.pulls == 5
+    assert stream.read() == b"" and stream.readline() == b""
+    assert source.pulls == 5  # the end is remembered
+
+
+def test_streaming_errors_reach_the_app_after_the_bytes_before_them() -> None:
+    stream = StreamingInput(pull=Source([b"partial"], end=OSError("client gone")).pull)
+    assert stream.read(7) == b"partial"
+    with pytest.raises(OSError, match="client gone"):
+        stream.read(1)
+    with pytest.raises(OSError, match="client gone"):
+        stream.read()  # and on every later read
+
+
+def test_streaming_close() -> None:
+    source = Source([b"abc", b"def"])
+    stream = StreamingInput(pull=source.pull)
+    assert stream.read(1) == b"a"
+    stream.close()
+    with pytest.raises(ValueError):
+        stream.read()
+    assert source.pulls == 1

@@ -288,8 +288,19 @@ class Config:
         1024**2,
         Kind.BYTES,
         "--body-buffer-size",
-        help="Request bodies up to this size are kept in memory; larger ones spill to a "
-        "temporary file.",
+        help="Buffered request bodies up to this size are kept in memory; larger ones spill "
+        "to a temporary file.",
+        section="HTTP",
+    )
+    request_buffering: bool = setting(
+        True,
+        Kind.BOOL,
+        "--request-buffering",
+        help="Receive the whole request body before calling the app, so a slow upload never "
+        "holds an app thread. --no-request-buffering calls the app once the head is parsed: "
+        "wsgi.input reads wait for the body as it arrives, with at most 256K of it unread in "
+        "memory (streaming uploads; with --threads 1 a slow upload holds the whole worker). "
+        "See docs/deployment.md.",
         section="HTTP",
     )
     header_timeout: float = setting(

@@ -120,6 +120,11 @@ class Arbiter:
         self._ids = resolve_ids(config.user, config.group)
         if config.reload:
             require_watchfiles()
+        if not config.request_buffering and config.threads == 1:
+            self._log.warning(
+                "--no-request-buffering with --threads 1: the app reads request bodies on the "
+                "event loop, so one slow upload holds its whole worker (see docs/deployment.md)"
+            )
         if config.preload and config.reload:
             self._log.warning("--reload ignores --preload: workers import the app themselves")
         elif config.preload:

@@ -2,7 +2,9 @@
 
 An :class:`HTTPConnection` owns the transport, feeds received bytes to the
 sans-IO parser, buffers the request body (the app is called once the body is
-complete, so a slow upload never holds an app thread), runs one
+complete, so a slow upload never holds an app thread; with
+``--no-request-buffering`` it is streamed to the app instead, see
+:mod:`porch.worker.body_stream`), runs one
 :class:`~porch.worker.dispatch.Exchange` at a time (pipelined requests wait in
 order), enforces the header/body/keep-alive/write deadlines, and applies
 back-pressure in both directions.
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
 from porch.protocol.h1 import H1Parser
 from porch.protocol.proxy_protocol import ProxyHeaderError, ProxyHeaderParser
+from porch.worker.body_stream import CONTINUE, BodyStream
 from porch.worker.context import WorkerContext, reason_phrase
 from porch.worker.dispatch import BodyUnavailable, Exchange
 from porch.worker.sendfile import SendFile
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 error_log = logging.getLogger("porch.error")
 
 IDLE, HEAD, BODY, APP = 0, 1, 2, 3
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+DRAIN = 4  # answered; reading and discarding the rest of a streamed body
 
 
 class HTTPConnection(asyncio.Protocol):
@@ -68,6 +71,7 @@ class HTTPConnection(asyncio.Protocol):
         "remote_addr",
         "remote_port",
         "state",
+        "stream",
         "transport",
         "write_paused",
     )
@@ -81,9 +85,10 @@ class HTTPConnection(asyncio.Protocol):
         self.deadline = 0.0
         self.exchange: Exchange | None = None
         self.head: RequestHead | None = None
-        self.input: BufferedInput | None = None
+        self.input: BufferedInput | BodyStream | None = None
+        self.stream: BodyStream | None = None  # self.input when the body is streamed
         self.body_done = False
-        self.early = False  # body being read while the app already runs (Expect: 100-continue)
+        self.early = False  # body read while the app runs (Expect: 100-continue, streamed)
         self.body_event: threading.Event | None = None
         self.in_process = False
         self.write_paused = False
@@ -170,6 +175,8 @@ class HTTPConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # A half-closed client still gets the responses to what it sent.
         self.peer_eof = True
+        if self.early and self.stream is not None:  # a streamed body that will never end
+            self._body_lost("the client closed the connection mid-body")
         if self.exchange is None and not self.pending:
             self._close()
         return True
@@ -187,6 +194,8 @@ class HTTPConnection(asyncio.Protocol):
             self._sendfile.stop(ok=False)
         if self.body_event is not None:
             self.body_event.set()
+        if self.stream is not None:
+            self.stream.fail("the client closed the connection")
         if self.exchange is not None:
             self.exchange.client_gone()
         elif self.input is not None:
@@ -198,8 +207,10 @@ class HTTPConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.state == APP:
-            self.deadline = 0.0
+        if self.state == APP or self.state == DRAIN:
+            # Back to the body deadline while a body is still expected and read.
+            early = self.early and not self.reading_paused
+            self.deadline = monotonic() + self.ctx.config.body_timeout if early else 0.0
         if self.exchange is not None:
             self.exchange.resume()
 
@@ -234,6 +245,9 @@ class HTTPConnection(asyncio.Protocol):
         self.head = head
         self.body_done = False
         if head.chunked or head.content_length:
+            if self.ctx.stream_bodies:
+                self._stream_body(head)
+                return
             self.input = BufferedInput(
                 memory_limit=self.ctx.config.body_buffer_size,
                 on_first_read=self._want_body if head.expect_continue else None,
@@ -253,6 +267,11 @@ class HTTPConnection(asyncio.Protocol):
             self.input.finish()
         if self.early:
             self.early = False
+            if self.state == DRAIN:  # the rest the app left unread is gone: next request
+                self.exchange_done(True)
+                return
+            if not self.write_paused:  # the body is in: no deadline while the app works
+                self.deadline = 0.0
             if self.body_event is not None:
                 self.body_event.set()
             return
@@ -299,11 +318,13 @@ class HTTPConnection(asyncio.Protocol):
         if self.busy_counted:
             self.busy_counted = False
             ctx.app_busy -= 1
+        if not self.body_done and self.stream is not None and keep_alive and self._drain_body():
+            return  # _on_end calls exchange_done again once the rest was read and discarded
         ctx.request_done()
         body_incomplete = not self.body_done
         if self.input is not None:
             self.input.close()
-            self.input = None
+            self.input = self.stream = None
         self.head = None
         self.early = False
         if not keep_alive or body_incomplete or self.closing:
@@ -346,7 +367,7 @@ class HTTPConnection(asyncio.Protocol):
             return
         self.early = True
         assert self.transport is not None
-        self.transport.write(_CONTINUE)
+        self.transport.write(CONTINUE)
         self.deadline = monotonic() + self.ctx.config.body_timeout
         if self.reading_paused:
             self.reading_paused = False
@@ -354,33 +375,93 @@ class HTTPConnection(asyncio.Protocol):
         self._process()
 
     def _read_body_inline(self) -> None:
-        # The app runs on the loop thread, so the loop cannot deliver the body:
-        # read it from the socket here, through the same parser.
         assert self.transport is not None
         self.early = True
         self._process()
         if self._body_ready() or not self.early:
             self.early = False
             return
-        self.transport.write(_CONTINUE)
-        sock = self.transport.get_extra_info("socket")
-        fd = sock.fileno()
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        timeout_ms = int(self.ctx.config.body_timeout * 1000)
+        self.transport.write(CONTINUE)
         while self.early and not self.closing:
-            if not poller.poll(timeout_ms):
-                raise BodyUnavailable("timed out waiting for the request body")
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            if not data:
-                raise BodyUnavailable("the client closed the connection mid-body")
-            self.pending.extend(self.parser.feed(data))
-            self._process()
+            self.receive_inline(self.ctx.config.body_timeout)
             if self.parser.failed and self.early:
                 raise BodyUnavailable("malformed request body")
+
+    def receive_inline(self, timeout: float) -> None:
+        """Inline mode, the app waiting for body bytes: read the socket once, here.
+
+        The app runs on the loop thread, so the loop cannot deliver the body: the
+        bytes go through the same parser and ``_process`` as in ``data_received``.
+        """
+        if self.closing:
+            raise BodyUnavailable("the connection is closing")
+        if self.pending:  # received before the app ran
+            self._process()
+            return
+        assert self.transport is not None
+        fd = self.transport.get_extra_info("socket").fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(int(timeout * 1000)):
+            raise BodyUnavailable("timed out waiting for the request body")
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            raise BodyUnavailable(f"the client connection failed mid-body: {exc}") from None
+        if not data:
+            raise BodyUnavailable("the client closed the connection mid-body")
+        self.pending.extend(self.parser.feed(data))
+        self._process()
+
+    # --- streamed request bodies (--no-request-buffering, see body_stream.py) ------------
+
+    def _stream_body(self, head: RequestHead) -> None:
+        """Call the app now; its wsgi.input reads wait for the body as it arrives."""
+        self.input = self.stream = BodyStream(self, expect_continue=head.expect_continue)
+        self.early = True
+        self._dispatch()
+
+    def pause_body_reading(self, pause: bool) -> None:
+        """Back-pressure from a streamed body the app has not read (see body_stream.py)."""
+        if pause:
+            self._pause_reading()
+            if not self.write_paused:  # the app is slow to read, not the client to send
+                self.deadline = 0.0
+        elif self.reading_paused and self.early and not self.closing:
+            self.reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+            if not self.write_paused:
+                self.deadline = monotonic() + self.ctx.config.body_timeout
+
+    def _drain_body(self) -> bool:
+        """The app answered without reading all of its streamed body: read and discard the
+        rest (bounded by --limit-request-body and --body-timeout, like a buffered body) so
+        the connection can be kept alive. False: close it instead."""
+        stream = self.stream
+        assert stream is not None
+        if self.closing or self.ctx.stopping or not stream.discard_rest():
+            return False
+        self.state = DRAIN
+        self.early = True
+        if not self.write_paused:
+            self.deadline = monotonic() + self.ctx.config.body_timeout
+        if self.reading_paused:
+            self.reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        if self.pending and not self.in_process:
+            self._process()
+        return True
+
+    def _body_lost(self, reason: str) -> None:
+        """A streamed body will never be complete: the app's reads fail; a drain just ends."""
+        assert self.stream is not None
+        self.stream.fail(reason)
+        if self.state == DRAIN:
+            self._close()
 
     # --- output ------------------------------------------------------------------
 
@@ -445,7 +526,13 @@ class HTTPConnection(asyncio.Protocol):
             event.status,
             event.message,
         )
-        self.send_error(event.status, event.message)
+        exchange = self.exchange
+        if self.stream is not None:  # e.g. a streamed chunked body past --limit-request-body
+            self.stream.fail(event.message)
+        if self.state == DRAIN or (exchange is not None and exchange.framing is not None):
+            self.abort()  # a response is on its way: no error response can follow it
+        else:
+            self.send_error(event.status, event.message)
 
     def send_error(self, status: int, message: str, *, retry_after: float = 0.0) -> None:
         """Answer a server-generated error and close the connection."""
@@ -471,8 +558,10 @@ class HTTPConnection(asyncio.Protocol):
         if state == IDLE:
             self._close()
         elif (state in (HEAD, BODY) and exchange is None) or self.early:
-            # RFC 9110 §15.5.9; also a body the app waits for (Expect: 100-continue).
-            if exchange is None or exchange.framing is None:
+            # RFC 9110 §15.5.9; also a body the app reads as it comes (100-continue, streamed).
+            if self.stream is not None:
+                self.stream.fail("timed out waiting for the request body")
+            if state != DRAIN and (exchange is None or exchange.framing is None):
                 self.send_error(408, "request not received in time")
             else:
                 self.abort()

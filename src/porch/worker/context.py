@@ -73,6 +73,7 @@ class WorkerContext:
         )
         self.inline = config.threads == 1
         self.loop_thread = threading.get_ident()  # built on the thread that runs the loop
+        self.stream_bodies = not config.request_buffering  # --no-request-buffering
         self.executor: ThreadPoolExecutor | None = (
             None
             if self.inline

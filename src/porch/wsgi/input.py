@@ -1,8 +1,10 @@
-"""``wsgi.input``: the request body buffered in memory, spilled to a temp file past a limit.
+"""``wsgi.input``: the request body, buffered (memory, then a temp file) or streamed.
 
-The event loop ``feed``s body bytes as they arrive and calls ``finish`` at the
-end of the message; the application reads afterwards. Reads never go past the
-body: the buffer holds exactly the body, so EOF is the end of the body
+Buffered (the default): the event loop ``feed``s body bytes as they arrive and
+calls ``finish`` at the end of the message; the application reads afterwards.
+Streamed (``--no-request-buffering``): the application reads while the body
+arrives, each read pulling pieces from the server until it has enough.
+Either way reads never go past the body, so EOF is the end of the body
 (PEP 3333 ``wsgi.input_terminated``).
 """
 
@@ -12,7 +14,7 @@ import io
 import tempfile
 from collections.abc import Callable, Iterator
 
-__all__ = ["EMPTY_INPUT", "BufferedInput", "EmptyInput"]
+__all__ = ["EMPTY_INPUT", "BufferedInput", "EmptyInput", "StreamingInput"]
 
 
 class BufferedInput:
@@ -129,6 +131,100 @@ class BufferedInput:
     def __iter__(self) -> Iterator[bytes]:
         """Iterate over the lines of the body."""
         return iter(self._ready().readline, b"")
+
+
+class StreamingInput:
+    """A request body read while it arrives: each read pulls pieces until it has enough.
+
+    :meth:`pull` (the ``pull`` callable, or a subclass's override) returns the
+    next piece of the body, ``b""`` once the body is complete, or raises when it
+    never will be; it may block. Reads follow buffered files: ``read(n)``
+    returns ``n`` bytes unless the body ends first, so apps see the same results
+    as with :class:`BufferedInput`.
+    """
+
+    __slots__ = ("_buffer", "_closed", "_eof", "_source")
+
+    def __init__(self, *, pull: Callable[[], bytes] | None = None) -> None:
+        self._source = pull
+        self._buffer = bytearray()  # pulled, not yet read (del from the front is cheap)
+        self._eof = False
+        self._closed = False
+
+    def pull(self) -> bytes:
+        """The next piece of the body; ``b""`` at its end."""
+        if self._source is None:
+            raise NotImplementedError("StreamingInput needs pull= or a pull() override")
+        return self._source()
+
+    def _fill(self) -> bool:
+        """Pull one more piece into the buffer; False at the end of the body."""
+        if self._closed:
+            raise ValueError("I/O operation on a closed wsgi.input")
+        if self._eof:
+            return False
+        data = self.pull()
+        if not data:
+            self._eof = True
+            return False
+        self._buffer += data
+        return True
+
+    def _take(self, size: int) -> bytes:
+        buffer = self._buffer
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read ``size`` bytes (fewer only at the end of the body), or the rest when negative."""
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            return self._take(len(self._buffer))
+        while len(self._buffer) < size and self._fill():
+            pass
+        return self._take(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Read one line (up to ``size`` bytes), including its newline."""
+        limit = size if size is not None and size >= 0 else None
+        buffer = self._buffer
+        searched = 0
+        while True:
+            newline = buffer.find(b"\n", searched)
+            if newline >= 0:
+                end = newline + 1
+                break
+            if limit is not None and len(buffer) >= limit:
+                end = limit
+                break
+            searched = len(buffer)
+            if not self._fill():
+                end = len(buffer)
+                break
+        return self._take(end if limit is None else min(end, limit))
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """Read lines until EOF, or until ``hint`` bytes or more were read."""
+        lines: list[bytes] = []
+        total = 0
+        while hint is None or hint <= 0 or total < hint:
+            line = self.readline()
+            if not line:
+                break
+            lines.append(line)
+            total += len(line)
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Iterate over the lines of the body."""
+        return iter(self.readline, b"")
+
+    def close(self) -> None:
+        """Drop what was pulled and not read; further reads raise ``ValueError``."""
+        self._closed = True
+        self._buffer.clear()
 
 
 class EmptyInput:

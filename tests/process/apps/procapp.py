@@ -2,7 +2,8 @@
 
 Routes: ``/`` ok, ``/pid`` the worker pid, ``/sleep?s=N`` (prints ``procapp: sleeping``
 first), ``/freeze`` (the worker SIGSTOPs itself: no more heartbeats), ``/big`` (grows
-the worker's memory by 64 MiB).
+the worker's memory by 64 MiB), ``/upload`` (reads the body, printing ``procapp: upload
+started`` after its first 5 bytes; answers how many bytes it read).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         print(f"procapp: freezing {os.getpid()}", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGSTOP)
         body = b"thawed"
+    elif path == "/upload":
+        stream = environ["wsgi.input"]
+        received = len(stream.read(5))
+        print(f"procapp: upload started in {os.getpid()}", file=sys.stderr, flush=True)
+        while part := stream.read(65536):
+            received += len(part)
+        body = f"received {received}".encode()
     elif path == "/big":
         _hoard.append(os.urandom(64 * 1024 * 1024))
         body = b"big"

@@ -107,9 +107,12 @@ class H1Parser:
         self._stall_bytes = 0
         self._head_bytes = 0  # since the end of the previous request, so leading CRLFs count
         self._rare_seen = True
-        self._reset_message()
+        self.on_message_begin()  # the per-request fields
+        self._idle = True
 
-    def _reset_message(self) -> None:
+    def on_message_begin(self) -> None:
+        """llhttp: a request starts (reset here, not in a helper: once per request)."""
+        self._idle = False
         self._url = b""
         self._refusal: ProtocolError | None = None
         self._headers: list[tuple[bytes, bytes]] = []
@@ -209,10 +212,6 @@ class H1Parser:
 
     # --- httptools callbacks (called from feed) ------------------------------
 
-    def on_message_begin(self) -> None:
-        self._idle = False
-        self._reset_message()
-
     def on_url(self, url: bytes) -> None:
         if len(self._url) + len(url) > self._limits.max_request_line:
             self._refuse(414, "request-target too long")
@@ -231,14 +230,14 @@ class H1Parser:
             self._refuse(431, "request header field too large")
             return
         headers.append((name, value))
-        if len(name) in _SPECIAL_LENGTHS:
+        size = len(name)
+        if size == 4 and name.lower() == b"host":  # in nearly every request: no call
+            self._host_count += 1
+            self._host_value = value
+        elif size in _SPECIAL_LENGTHS:
             self._special_header(name.lower(), value)
 
     def _special_header(self, lname: bytes, value: bytes) -> None:
-        if lname == b"host":
-            self._host_count += 1
-            self._host_value = value
-            return
         if lname == b"content-length":
             self._content_length = value  # llhttp already checked: digits only, single
             return
@@ -357,8 +356,8 @@ class H1Parser:
 _END = EndOfMessage()
 _VERSIONS = {"1.1": "1.1", "1.0": "1.0"}  # what llhttp reports -> porch's version
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-# host, expect, upgrade, connection, content-length, transfer-encoding
-_SPECIAL_LENGTHS = frozenset({4, 6, 7, 10, 14, 17})
+# expect, upgrade, connection, content-length, transfer-encoding (host: in on_header)
+_SPECIAL_LENGTHS = frozenset({6, 7, 10, 14, 17})
 
 
 def _new_llhttp(callbacks: object) -> httptools.HttpRequestParser:

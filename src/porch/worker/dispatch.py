@@ -251,8 +251,14 @@ class Exchange(StartResponse):
         try:
             result = self.result = self.app(self.environ, self)
             if type(result) is list or type(result) is tuple:
+                # The common case, fused: one write; a plain list has no close().
                 conn.write_parts(self._whole(result))
-                self._finish()
+                self.result = None
+                if self.ctx.access_log.enabled:
+                    self._access()
+                framing = self.framing
+                assert framing is not None
+                conn.exchange_done(framing.keep_alive and framing.complete)
                 return
             source = self._file_source(result)
             if source is not None:

@@ -163,7 +163,7 @@ class BodyStream(StreamingInput):
                     self._resume()
                 else:
                     self._resume_due = True
-                    self._conn.ctx.loop.call_soon_threadsafe(self._resume)
+                    self._conn.ctx.to_loop(self._resume)
             return data
         if self._error is not None:
             raise BodyUnavailable(self._error)
@@ -172,10 +172,9 @@ class BodyStream(StreamingInput):
     def _wait(self) -> None:
         """Threads mode, under the lock: wait for the loop to deliver more of the body."""
         conn = self._conn
-        loop = conn.ctx.loop
         if self._continue_due:
             self._continue_due = False
-            loop.call_soon_threadsafe(self._send_continue)
+            conn.ctx.to_loop(self._send_continue)
         # A little longer than the loop's own body deadline, which answers 408 first.
         timeout = conn.ctx.config.body_timeout + 1.0
         inflight = conn.ctx.inflight.requests

@@ -353,7 +353,7 @@ class HTTPConnection(asyncio.Protocol):
         import threading
 
         event = self.body_event = threading.Event()
-        self.ctx.loop.call_soon_threadsafe(self._start_early_body)
+        self.ctx.to_loop(self._start_early_body)
         if not event.wait(self.ctx.config.body_timeout + 1.0) or not self._body_ready():
             raise BodyUnavailable("the client did not send the request body")
 

@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from porch.protocol.h1 import H1Limits
 from porch.proxy.forwarded import ForwardedRules
 from porch.static import StaticFiles
 from porch.worker.limits import ClientLimits
+from porch.worker.threads import AppThreads, LoopInbox
 
 error_log = logging.getLogger("porch.error")
 
@@ -74,11 +74,11 @@ class WorkerContext:
         self.inline = config.threads == 1
         self.loop_thread = threading.get_ident()  # built on the thread that runs the loop
         self.stream_bodies = not config.request_buffering  # --no-request-buffering
-        self.executor: ThreadPoolExecutor | None = (
-            None
-            if self.inline
-            else ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="porch-app")
+        self.executor: AppThreads | None = (
+            None if self.inline else AppThreads(config.threads, name_prefix="porch-app")
         )
+        # From an app thread: run a call on the loop (batched wake-ups, in order).
+        self.to_loop = LoopInbox(loop).post
         self.forwarded = ForwardedRules(config.forwarded_allow_ips, style=config.forwarded_headers)
         self.proxy_allow = ForwardedRules(config.proxy_allow_from)
         self.static = StaticFiles.from_config(config)

@@ -389,7 +389,6 @@ class Exchange(StartResponse):
     # --- threads mode (pool thread) -------------------------------------------------------
 
     def _run_threaded(self) -> None:
-        loop = self.ctx.loop
         inflight = self.ctx.inflight.requests
         ident = threading.get_ident()
         inflight[ident] = (self.head.method, self.head.path, self.since, self.conn)
@@ -399,11 +398,11 @@ class Exchange(StartResponse):
                 data = b"".join(self._whole(result))
                 self._close_result()
                 self._access()
-                loop.call_soon_threadsafe(self._threaded_done, data, self._keep_alive())
+                self.ctx.to_loop(self._threaded_done, data, self._keep_alive())
                 return
             source = self._file_source(result)
             if source is not None:
-                loop.call_soon_threadsafe(self._sendfile, source)
+                self.ctx.to_loop(self._sendfile, source)
                 return
             self.iterator = iter(result)
         except Exception as exc:
@@ -422,7 +421,6 @@ class Exchange(StartResponse):
         """
         iterator = self.iterator
         assert iterator is not None
-        loop = self.ctx.loop
         inflight = self.ctx.inflight.requests
         ident = threading.get_ident()
         inflight[ident] = (self.head.method, self.head.path, self.since, self.conn)
@@ -436,7 +434,7 @@ class Exchange(StartResponse):
         except ClientGone:
             self._close_result()
             self._access()
-            loop.call_soon_threadsafe(self._gone_on_loop)
+            self.ctx.to_loop(self._gone_on_loop)
             return
         except Exception as exc:
             self._threaded_failure(exc)
@@ -445,12 +443,12 @@ class Exchange(StartResponse):
             inflight.pop(ident, None)
         self._close_result()
         self._access()
-        loop.call_soon_threadsafe(self._threaded_done, tail, self._keep_alive())
+        self.ctx.to_loop(self._threaded_done, tail, self._keep_alive())
 
     def _threaded_failure(self, exc: Exception) -> None:
         self._log_failure(exc)
         self._close_result()
-        self.ctx.loop.call_soon_threadsafe(self._answer_failure, exc)
+        self.ctx.to_loop(self._answer_failure, exc)
 
     def _backed_up(self) -> bool:
         return self.queued > _THREAD_QUEUE_BYTES or self.conn.write_paused
@@ -463,7 +461,7 @@ class Exchange(StartResponse):
             if self.gone:
                 raise ClientGone
             self.queued += len(data)
-            self.ctx.loop.call_soon_threadsafe(self._loop_write, data)
+            self.ctx.to_loop(self._loop_write, data)
             if self._backed_up():
                 self.suspended = True
                 return True
@@ -501,7 +499,7 @@ class Exchange(StartResponse):
             if self.gone:
                 raise ClientGone
             self.queued += len(data)
-        self.ctx.loop.call_soon_threadsafe(self._loop_write, data)
+        self.ctx.to_loop(self._loop_write, data)
 
     def _loop_write(self, data: bytes) -> None:
         self.conn.write(data)

@@ -136,7 +136,7 @@ class Worker:
             if self.watchdog is not None:
                 self.watchdog.stop()
             if self.ctx.executor is not None:
-                self.ctx.executor.shutdown(wait=False, cancel_futures=True)
+                self.ctx.executor.shutdown()
         return self.exit_code
 
     def _make_context(self, app: WSGIApp) -> WorkerContext:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 from porch.edge.compress import Compressor
 from porch.errors import AppLoadError, ExitCode
 from porch.log import AccessLog, reopen_log_files
+from porch.worker.acceptor import Acceptor
 from porch.worker.connection import HTTPConnection
 from porch.worker.context import WorkerContext
 from porch.worker.watchdog import Watchdog
@@ -96,9 +97,7 @@ class Worker:
         self.app = app
         self.channel = channel
         self.exit_code: int = ExitCode.OK
-        self.servers: list[asyncio.base_events.Server] = []
-        self.spares: list[socket.socket] = []
-        self.adopting: set[asyncio.Task[object]] = set()  # backlog connections being set up
+        self.acceptor: Acceptor | None = None
         self.ctx: WorkerContext | None = None
         self.loop = new_event_loop()
         self.stop_deadline = 0.0
@@ -173,35 +172,24 @@ class Worker:
     async def _serve(self) -> None:
         ctx = self.ctx
         assert ctx is not None
-        # The spares keep each listening socket open while a server is closed
-        # (accept paused, graceful drain): the kernel backlog is never dropped.
-        self.spares = [sock.dup() for sock in self.listeners]
-        await self._start_servers(self.listeners)
+        self.acceptor = Acceptor(
+            loop=self.loop, listeners=self.listeners, factory=lambda: HTTPConnection(ctx)
+        )
+        self.acceptor.start()
         ctx.set_accepting = self._set_accepting
-
-    async def _start_servers(self, socks: list[socket.socket]) -> None:
-        ctx = self.ctx
-        assert ctx is not None
-        for sock in socks:
-            server = await self.loop.create_server(
-                lambda: HTTPConnection(ctx), sock=sock, backlog=self.config.backlog
-            )
-            self.servers.append(server)
 
     def _set_accepting(self, accepting: bool) -> None:
         ctx = self.ctx
-        assert ctx is not None
+        assert ctx is not None and self.acceptor is not None
         if not accepting:
             error_log.warning(
                 "worker %d reached --worker-connections %d: not accepting until one closes",
                 os.getpid(),
                 ctx.max_connections,
             )
-            for server in self.servers:
-                server.close()
-            self.servers.clear()
-        elif not ctx.stopping and not self.servers:
-            self.loop.create_task(self._start_servers([spare.dup() for spare in self.spares]))
+            self.acceptor.pause()
+        elif not ctx.stopping:
+            self.acceptor.start()
 
     def _running(self) -> None:
         """First callback of the running loop: take signals, then report ready."""
@@ -229,7 +217,7 @@ class Worker:
             error_log.warning("worker %d: the master is gone; stopping", os.getpid())
             self.graceful_stop()
         if ctx.stopping:
-            idle = not ctx.connections and not self.adopting
+            idle = not ctx.connections and not (self.acceptor and self.acceptor.adopting)
             if idle or ctx.now >= self.stop_deadline:
                 self.loop.stop()
                 return
@@ -249,36 +237,12 @@ class Worker:
             return
         ctx.stopping = True
         self.stop_deadline = ctx.now + self.config.graceful_timeout
-        for server in self.servers:
-            server.close()
-        self._drain_backlog()
+        if self.acceptor is not None:
+            # Connections the kernel already queued for us were promised service.
+            self.acceptor.drain()
         for conn in list(ctx.connections):
             conn.begin_shutdown()
         self.loop.call_soon(self._tick)
-
-    def _drain_backlog(self) -> None:
-        # Connections the kernel already queued for us were promised service.
-        ctx = self.ctx
-        assert ctx is not None
-        for spare in self.spares:
-            spare.setblocking(False)
-            while True:
-                try:
-                    conn, _ = spare.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break
-                conn.setblocking(False)
-                # Until connection_made() runs it is in no connection set: keep the
-                # loop running for it (see _tick).
-                task = self.loop.create_task(
-                    self.loop.connect_accepted_socket(lambda: HTTPConnection(ctx), conn)
-                )
-                self.adopting.add(task)
-                task.add_done_callback(self.adopting.discard)
-            spare.close()
-        self.spares.clear()
 
     def fast_stop(self) -> None:
         self.loop.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import porch
 from porch.cli import main
 from porch.config import Config, load_config
-from porch.config.loaders import all_settings
+from porch.config.loaders import all_settings, build_parser
 from porch.config.values import display_value
 from porch.errors import ConfigError, ExitCode
 
@@ -68,6 +69,16 @@ def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         for flag in setting.meta.flags + setting.negative_flags:
             assert flag in text
     assert "--print-config" in text
+
+
+@pytest.mark.parametrize("columns", ["57", "97", "170", "", "junk"])
+def test_help_is_laid_out_as_argparse_would(columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """porch's formatter only avoids importing shutil: the text is argparse's own."""
+    monkeypatch.setenv("COLUMNS", columns)
+    parser = build_parser()
+    ours = parser.format_help()
+    parser.formatter_class = argparse.HelpFormatter
+    assert ours == parser.format_help()
 
 
 def test_every_declared_flag_is_accepted() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
+import os
 import re
-import tomllib
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
@@ -161,6 +161,33 @@ def _convert_text(setting: Setting, label: str, text: str) -> SettingValue:
 # --- CLI ----------------------------------------------------------------------
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter given the terminal width, so that it does not import shutil.
+
+    argparse builds a formatter for every ``add_argument``; the default one imports
+    ``shutil`` (and with it ``bz2``, ``lzma``, ``fnmatch``) for
+    ``shutil.get_terminal_size()``, a few hundred KiB that the master and every
+    worker forked from it would hold. :func:`_terminal_columns` is that function.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)  # the default's margin
+
+
+def _terminal_columns(fallback: int = 80) -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS``, else stdout's terminal."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or fallback
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises ConfigError instead of printing usage and exiting 2."""
 
@@ -177,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "See docs/settings.md.",
         argument_default=argparse.SUPPRESS,
         allow_abbrev=False,  # abbreviations change meaning as settings are added
+        formatter_class=_HelpFormatter,
     )
     for option in CLI_ONLY_OPTIONS:
         if option.metavar is None:
@@ -274,6 +302,8 @@ def read_toml_file(path: str, settings: Sequence[Setting]) -> dict[str, SettingV
             raw = file.read()
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read it: {exc.strerror or exc}") from None
+    import tomllib  # here: only a run with a config file pays for the TOML parser
+
     try:
         text = raw.decode("utf-8")
         document = tomllib.loads(text)
@@ -307,6 +337,8 @@ def _line_of(text: str, key: str) -> int | str:
 
 
 def _unknown_key_message(key: str, known: Mapping[str, Setting]) -> str:
+    import difflib  # here: only the error message needs it
+
     message = f"unknown setting {key!r}"
     close = difflib.get_close_matches(key.replace("-", "_"), list(known), n=1)
     return f"{message} (did you mean {close[0]!r}?)" if close else message

@@ -11,14 +11,13 @@ clock.
 
 from __future__ import annotations
 
-import calendar
 import functools
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import formatdate
+
+from porch.protocol.dates import format_http_date, parse_http_date
 
 __all__ = [
     "RequestFields",
@@ -31,20 +30,6 @@ __all__ = [
     "parse_http_date",
 ]
 
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
-_MONTH = "(?P<month>" + "|".join(_MONTHS) + ")"
-_TIME = r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)"
-# RFC 9110 §5.6.7: recipients accept IMF-fixdate and the obsolete RFC 850 and asctime forms.
-_DATE_FORMS = (
-    re.compile(rf"[A-Z][a-z]{{2}}, (?P<day>\d\d) {_MONTH} (?P<year>\d{{4}}) {_TIME} GMT"),
-    re.compile(rf"[A-Z][a-z]{{5,8}}, (?P<day>\d\d)-{_MONTH}-(?P<year>\d\d) {_TIME} GMT"),
-    re.compile(rf"[A-Z][a-z]{{2}} {_MONTH} (?P<day>[ \d]\d) {_TIME} (?P<year>\d{{4}})"),
-)
 # RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc excludes DQUOTE.
 _ENTITY_TAG = re.compile(r'[ \t]*(W/)?("[^"\x00-\x20\x7f]*")[ \t]*(?:,|$)')
 
@@ -121,32 +106,7 @@ def validators_of(stat: os.stat_result, coding: str | None, now: float) -> Valid
 @functools.lru_cache(maxsize=1024)  # files' mtimes repeat on every request
 def http_date(seconds: int) -> str:
     """IMF-fixdate, the only date form senders may generate (RFC 9110 §5.6.7)."""
-    return formatdate(seconds, usegmt=True)
-
-
-def parse_http_date(text: str) -> int | None:
-    """Seconds since the epoch of an HTTP-date in any of its three forms; None if invalid."""
-    for form in _DATE_FORMS:
-        match = form.fullmatch(text)
-        if match is None:
-            continue
-        year = int(match["year"])
-        if year < 100:
-            # RFC 9110 §5.6.7: a two-digit year more than 50 years in the future
-            # is the most recent past year with those digits.
-            this_year = int(formatdate(usegmt=True)[12:16])
-            year += this_year - this_year % 100
-            if year > this_year + 50:
-                year -= 100
-        month, day = _MONTHS[match["month"]], int(match["day"])
-        hour, minute, second = int(match["hour"]), int(match["minute"]), int(match["second"])
-        try:
-            # Validates the calendar (no 31 Feb); a leap second 60 counts as 59.
-            datetime(year, month, day, hour, minute, min(second, 59))
-        except ValueError:
-            return None
-        return calendar.timegm((year, month, day, hour, minute, second))
-    return None
+    return format_http_date(seconds)
 
 
 def _entity_tags(text: str) -> list[tuple[bool, str]] | None:

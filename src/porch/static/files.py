@@ -48,7 +48,7 @@ from porch.static.conditions import (
     if_range_allows,
     validators_of,
 )
-from porch.static.negotiation import CODINGS, choose_coding, media_type
+from porch.static.negotiation import CODINGS, choose_coding, load_media_types, media_type
 from porch.static.ranges import (
     Span,
     multipart_fits,
@@ -122,6 +122,7 @@ class StaticFiles:
         self._resolved: dict[tuple[object, ...], _Resolved] = {}
         self._clock = clock  # seconds, for the resolution cache (tests pass their own)
         self.inline_max_bytes = inline_max_bytes
+        load_media_types()  # now, at worker start, rather than on the first request
 
     @classmethod
     def from_config(cls, config: Config) -> StaticFiles | None:

@@ -4,6 +4,10 @@ Media types come from Python's built-in ``mimetypes`` table (never the host's
 ``/etc/mime.types``, so every machine answers alike) with current web types
 added (RFC 9239 ``text/javascript``, fonts, WebAssembly, WebP...). Text types
 get ``charset=utf-8``. Unknown extensions are ``application/octet-stream``.
+The table is built by :func:`load_media_types` (``StaticFiles`` calls it when
+``--static`` is configured): building it makes ``mimetypes`` read the host's
+files into its own global table too, a few hundred KiB a worker without
+``--static`` need not hold.
 
 A precompressed sibling (``app.js.br``, ``app.js.zst``, ``app.js.gz``) is chosen
 by the client's ``Accept-Encoding`` q-values (RFC 9110 §12.5.3): a coding with
@@ -14,13 +18,12 @@ client lists it with a q-value higher than every available coding's.
 
 from __future__ import annotations
 
-import mimetypes
 import os
 from collections.abc import Collection
 
 from porch.protocol.accept import accepted_codings
 
-__all__ = ["CODINGS", "accepted_codings", "choose_coding", "media_type"]
+__all__ = ["CODINGS", "accepted_codings", "choose_coding", "load_media_types", "media_type"]
 
 # Content coding name and file suffix, in server preference order.
 CODINGS: tuple[tuple[str, str], ...] = (("br", ".br"), ("zstd", ".zst"), ("gzip", ".gz"))
@@ -44,13 +47,22 @@ _EXTRA_TYPES = {
     ".br": "application/octet-stream",
     ".zst": "application/zstd",
 }
-_TYPES = {**mimetypes.MimeTypes().types_map[True], **_EXTRA_TYPES}
+_TYPES: dict[str, str] = {}  # filled by load_media_types()
 _DEFAULT_TYPE = "application/octet-stream"
+
+
+def load_media_types() -> dict[str, str]:
+    """Build the extension -> media type table (once); return it."""
+    if not _TYPES:
+        import mimetypes
+
+        _TYPES.update({**mimetypes.MimeTypes().types_map[True], **_EXTRA_TYPES})
+    return _TYPES
 
 
 def media_type(name: str) -> str:
     """The Content-Type of a file named ``name``, by its last extension."""
-    found = _TYPES.get(os.path.splitext(name)[1].lower(), _DEFAULT_TYPE)
+    found = (_TYPES or load_media_types()).get(os.path.splitext(name)[1].lower(), _DEFAULT_TYPE)
     return found + "; charset=utf-8" if found.startswith("text/") else found
 
 

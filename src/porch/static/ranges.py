@@ -23,8 +23,8 @@ or buffer more than a plain GET of the same file would:
 from __future__ import annotations
 
 import itertools
+import os
 import re
-import secrets
 
 __all__ = [
     "COALESCE_GAP_BYTES",
@@ -116,7 +116,8 @@ def _coalesce(spans: list[Span]) -> tuple[Span, ...]:
 
 def new_boundary() -> str:
     """A fresh multipart boundary (random, so file content cannot forge a delimiter)."""
-    return "porch-" + secrets.token_hex(12)
+    # secrets.token_hex(12) is exactly this; importing secrets costs hashlib and hmac.
+    return "porch-" + os.urandom(12).hex()
 
 
 def multipart_frame(

@@ -125,9 +125,12 @@ def _reason(exc: OSError) -> str:
 
 
 def _bind_tcp(host: str, port: int, bind: str, backlog: int) -> Listener:
+    # An ASCII host goes as bytes: a str host makes getaddrinfo() load the idna
+    # codec (and unicodedata), which every worker forked afterwards would hold.
+    query_host = host.encode("ascii") if host.isascii() else host
     try:
         infos = socket.getaddrinfo(
-            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+            query_host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
         )
     except socket.gaierror as exc:
         raise BindError(f"cannot bind {bind}: cannot resolve {host!r} ({exc.strerror})") from exc

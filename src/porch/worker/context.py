@@ -7,13 +7,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from email.utils import formatdate
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+from porch.protocol.dates import format_http_date
 from porch.protocol.h1 import H1Limits
 from porch.proxy.forwarded import ForwardedRules
-from porch.static import StaticFiles
 from porch.worker.limits import ClientLimits
 from porch.worker.threads import AppThreads, LoopInbox
 
@@ -22,11 +20,14 @@ error_log = logging.getLogger("porch.error")
 if TYPE_CHECKING:
     from porch.config.settings import Config
     from porch.log import AccessLog
+    from porch.static import StaticFiles
     from porch.types import WSGIApp
     from porch.worker.connection import HTTPConnection
 
 
 def reason_phrase(status: int) -> str:
+    from http import HTTPStatus  # here: error responses only (a worker need not hold it)
+
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -81,7 +82,11 @@ class WorkerContext:
         self.to_loop = LoopInbox(loop).post
         self.forwarded = ForwardedRules(config.forwarded_allow_ips, style=config.forwarded_headers)
         self.proxy_allow = ForwardedRules(config.proxy_allow_from)
-        self.static = StaticFiles.from_config(config)
+        self.static: StaticFiles | None = None
+        if config.static:  # imported only when configured: most workers serve no files
+            from porch.static import StaticFiles
+
+            self.static = StaticFiles.from_config(config)
         self.client_limits = ClientLimits(config)
         # Load shedding (threads mode): requests in the app or waiting for a thread.
         self.app_busy = 0
@@ -115,7 +120,7 @@ class WorkerContext:
         second = int(time.time())
         if second != self._date_second:
             self._date_second = second
-            self.date_header = b"Date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
+            self.date_header = b"Date: " + format_http_date(second).encode() + b"\r\n"
             self.date_server_header = self.date_header + self.server_header
 
     def connection_opened(self, conn: HTTPConnection) -> None:

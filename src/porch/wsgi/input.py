@@ -11,7 +11,6 @@ Either way reads never go past the body, so EOF is the end of the body
 from __future__ import annotations
 
 import io
-import tempfile
 from collections.abc import Callable, Iterator
 
 __all__ = ["EMPTY_INPUT", "BufferedInput", "EmptyInput", "StreamingInput"]
@@ -52,6 +51,8 @@ class BufferedInput:
         if self._file is not None:
             self._file.write(data)
         elif self.received_bytes > self._memory_limit:
+            import tempfile  # here: a worker whose bodies all fit in memory never needs it
+
             # Outlives this call: close() releases it (SIM115 does not apply).
             spill = tempfile.TemporaryFile()  # noqa: SIM115
             spill.writelines(self._chunks)

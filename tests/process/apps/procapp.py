@@ -3,7 +3,8 @@
 Routes: ``/`` ok, ``/pid`` the worker pid, ``/sleep?s=N`` (prints ``procapp: sleeping``
 first), ``/freeze`` (the worker SIGSTOPs itself: no more heartbeats), ``/big`` (grows
 the worker's memory by 64 MiB), ``/upload`` (reads the body, printing ``procapp: upload
-started`` after its first 5 bytes; answers how many bytes it read).
+started`` after its first 5 bytes; answers how many bytes it read), ``/modules`` (the
+names in the worker's ``sys.modules``, one a line).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         while part := stream.read(65536):
             received += len(part)
         body = f"received {received}".encode()
+    elif path == "/modules":
+        body = "\n".join(sorted(sys.modules)).encode()
     elif path == "/big":
         _hoard.append(os.urandom(64 * 1024 * 1024))
         body = b"big"

@@ -119,15 +119,7 @@ class BufferedInput:
         stream = self._ready()
         if hint is None or hint <= 0:
             return stream.readlines()
-        lines: list[bytes] = []
-        total = 0
-        while total < hint:
-            line = stream.readline()
-            if not line:
-                break
-            lines.append(line)
-            total += len(line)
-        return lines
+        return _read_lines(stream.readline, hint)
 
     def __iter__(self) -> Iterator[bytes]:
         """Iterate over the lines of the body."""
@@ -208,15 +200,7 @@ class StreamingInput:
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         """Read lines until EOF, or until ``hint`` bytes or more were read."""
-        lines: list[bytes] = []
-        total = 0
-        while hint is None or hint <= 0 or total < hint:
-            line = self.readline()
-            if not line:
-                break
-            lines.append(line)
-            total += len(line)
-        return lines
+        return _read_lines(self.readline, hint)
 
     def __iter__(self) -> Iterator[bytes]:
         """Iterate over the lines of the body."""
@@ -251,3 +235,16 @@ class EmptyInput:
 
 EMPTY_INPUT = EmptyInput()
 """Shared, stateless input for bodiless requests."""
+
+
+def _read_lines(readline: Callable[[], bytes], hint: int | None) -> list[bytes]:
+    """Lines until EOF, or until ``hint`` bytes or more were read (no bound when <= 0)."""
+    lines: list[bytes] = []
+    total = 0
+    while hint is None or hint <= 0 or total < hint:
+        line = readline()
+        if not line:
+            break
+        lines.append(line)
+        total += len(line)
+    return lines

@@ -142,7 +142,7 @@ def test_print_config_of_every_setting_changed_round_trips(tmp_path: Path) -> No
         *("--static", f"/assets={tmp_path}", "--static-follow-symlinks"),
         *("--static-cache-control", "no-cache", "--static-index", "index.html"),
         *("--max-client-connections", "4", "--rate-limit", "10", "--rate-limit-burst", "5"),
-        *("--request-queue", "0", "--forwarded-headers", "forwarded"),
+        *("--request-queue", "50", "--forwarded-headers", "forwarded"),
         *("--compress", "--compress-level", "9", "--compress-min-size", "0"),
         *("--compress-types", "text/html,application/*"),
         *("--access-logfile", "-", "--access-logformat", 'json "quoted" \\ \t%(h)s'),

@@ -393,11 +393,12 @@ class Config:
         section="Overload",
     )
     request_queue: int = setting(
-        100,
+        0,
         Kind.INT,
         "--request-queue",
         help="With --threads N: requests that may wait for a busy app thread per worker; "
-        "beyond that new requests get a quick 503 (load shedding). 0 disables shedding.",
+        "beyond that new requests get a quick 503 (load shedding). 0 (the default) "
+        "disables shedding.",
         section="Overload",
     )
 

@@ -99,6 +99,7 @@ def tune_malloc() -> bool:
     TRIM_THRESHOLD_BYTES of freed memory stays in a worker after a burst.
     Returns False (and changes nothing) off glibc, or when the operator set
     ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_MMAP_THRESHOLD_`` (theirs wins).
+    The master calls it before forking: the settings are inherited.
     """
     if "MALLOC_TRIM_THRESHOLD_" in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
@@ -106,7 +107,7 @@ def tune_malloc() -> bool:
         import ctypes
 
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): its allocator, its rules
+    except (ImportError, OSError, AttributeError):  # not glibc (musl, macOS), or no ctypes
         return False
     return bool(
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
@@ -141,7 +142,6 @@ class Worker:
         for sig in _MASTER_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         faulthandler.enable(all_threads=True)  # SIGABRT from the master dumps every stack
-        tune_malloc()
         app = self.app
         if app is None:
             try:

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,19 @@ class PorchProcess:
                 self.url = match.group(1)
                 self._ready.set()
         self._ready.set()
+
+    def logged(self, text: str, timeout: float = 5.0) -> bool:
+        """Whether a line containing ``text`` appears in the output within ``timeout``.
+
+        The output is read by a thread: a line the server wrote just before
+        answering may not be in ``lines`` yet when the answer arrives.
+        """
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def stop(self) -> int:
         if self.proc.poll() is None:

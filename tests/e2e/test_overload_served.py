@@ -26,6 +26,7 @@ def test_rate_limit_answers_429_with_retry_after(porch: type[PorchProcess]) -> N
     assert 429 in statuses[3:], statuses
     refused = answers[statuses.index(429)]
     assert b"\r\nRetry-After: 1\r\n" in refused
+    assert server.logged("--rate-limit exceeded")
     assert sum("--rate-limit exceeded" in line for line in server.lines) == 1  # logged once
 
 
@@ -71,4 +72,4 @@ def test_load_shedding_when_threads_and_queue_are_full(porch: type[PorchProcess]
             data += chunk
         assert data.startswith(b"HTTP/1.1 200"), data[:100]
         sock.close()
-    assert any("shedding load" in line for line in server.lines)
+    assert server.logged("shedding load")

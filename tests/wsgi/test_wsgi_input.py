@@ -188,14 +188,7 @@ def test_reads_match_bytesio(
         stream.feed(body[start:end])
     stream.finish()
     assert stream.spilled is (len(body) > memory_limit)
-    oracle = io.BytesIO(body)
-    for name, argument in operations:
-        if name == "next":
-            assert next(iter(stream), None) == next(iter(oracle), None)
-        else:
-            assert getattr(stream, name)(argument) == getattr(oracle, name)(argument)
-    assert stream.read() == oracle.read()
-    stream.close()
+    assert_reads_match_bytesio(stream, body, operations)
 
 
 @settings(max_examples=300)
@@ -210,14 +203,7 @@ def test_streaming_reads_match_bytesio(
     body = b"".join(pieces)
     cuts = sorted({0, len(body), *(cut for cut in splits if cut <= len(body))})
     stream = streamed([body[start:end] for start, end in itertools.pairwise(cuts)])
-    oracle = io.BytesIO(body)
-    for name, argument in operations:
-        if name == "next":
-            assert next(iter(stream), None) == next(iter(oracle), None)
-        else:
-            assert getattr(stream, name)(argument) == getattr(oracle, name)(argument)
-    assert stream.read() == oracle.read()
-    stream.close()
+    assert_reads_match_bytesio(stream, body, operations)
 
 
 # -- StreamingInput: pulls only what a read needs ------------------------------------
@@ -282,3 +268,17 @@ def test_streaming_close() -> None:
     with pytest.raises(ValueError):
         stream.read()
     assert source.pulls == 1
+
+
+def assert_reads_match_bytesio(
+    stream: BufferedInput | StreamingInput, body: bytes, operations: list[tuple[str, int | None]]
+) -> None:
+    """Each operation on ``stream`` returns what it returns on a BytesIO of ``body``."""
+    oracle = io.BytesIO(body)
+    for name, argument in operations:
+        if name == "next":
+            assert next(iter(stream), None) == next(iter(oracle), None)
+        else:
+            assert getattr(stream, name)(argument) == getattr(oracle, name)(argument)
+    assert stream.read() == oracle.read()
+    stream.close()

@@ -337,6 +337,14 @@ def installed_servers() -> tuple[set[str], dict[str, str]]:
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
     versions["wrk"] = wrk.split()[1] if wrk else "?"
     versions["python"] = platform.python_version()
+    build = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", "import porch; print(porch.build_name())"],
+        capture_output=True,
+        text=True,
+        cwd="/",  # the installed porch, not a source tree on the path
+    ).stdout.strip()
+    if build:
+        versions["porch"] = build.removeprefix("porch ")  # e.g. "0.1.0 (compiled)"
     return available, versions
 
 

@@ -60,7 +60,7 @@ def _serve(config: Config, args: Sequence[str]) -> int:
     except ConfigError as exc:
         return _error(str(exc), ExitCode.USAGE)
     from porch.supervisor.arbiter import Arbiter
-    from porch.worker.process import tune_malloc
+    from porch.worker.malloc import tune_malloc
 
     # Before forking, as root if started as root: workers inherit the settings
     # (after --user, the interpreter's files may not be readable to import ctypes).

@@ -8,6 +8,9 @@
     └── ProtocolError          a peer sent bytes we refuse (carries the HTTP status)
         └── (status 400, 413, 414, 431, 501, 505, ...)
 
+    OSError
+    └── BodyUnavailable        a wsgi.input read found no body: the client stopped sending
+
 Errors raised by the application are not wrapped: the worker catches them in one
 place, logs them once and answers 500 (or aborts the connection when the
 response head has already been sent).
@@ -68,3 +71,12 @@ class ProtocolError(PorchError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class BodyUnavailable(OSError):
+    """The app asked for a request body the client never finished sending (a peer error).
+
+    Raised from ``wsgi.input`` reads (Expect: 100-continue and streamed bodies are
+    read while the app runs). An ``OSError``, as apps expect from a failing read.
+    Unless the app handles it, the client gets a 408, not a 500.
+    """

@@ -59,7 +59,8 @@ def test_missing_app_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out == f"porch {porch.__version__}\n"
+    build = "compiled" if porch.compiled() else "pure Python"
+    assert capsys.readouterr().out == f"porch {porch.__version__} ({build})\n"
 
 
 def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:

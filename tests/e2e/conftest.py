@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.under_test import PORCH_PATH
+
 ROOT = Path(__file__).resolve().parents[2]
 READY = re.compile(r"porch ready: \d+ workers? serving (\S+)")
 
@@ -22,7 +24,7 @@ class PorchProcess:
 
     def __init__(self, args: list[str], *, cwd: Path = ROOT, ready_timeout: float = 20.0) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join([PORCH_PATH, env.get("PYTHONPATH", "")])
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "porch", *args],
             cwd=cwd,

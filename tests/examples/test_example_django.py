@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from tests.under_test import PORCH_PATH
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 PROJECT = REPO / "examples" / "django_project"
@@ -40,7 +42,7 @@ def run_django(*requests: dict[str, Any]) -> tuple[list[Reply], str]:
     env = dict(os.environ)
     env.pop("DJANGO_SETTINGS_MODULE", None)  # the project's wsgi.py sets its own
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(HERE), str(REPO / "src"), *filter(None, [env.get("PYTHONPATH")])]
+        [str(HERE), PORCH_PATH, *filter(None, [env.get("PYTHONPATH")])]
     )
     done = subprocess.run(
         [sys.executable, str(HERE / "django_driver.py"), str(PROJECT)],

@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.under_test import PORCH_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "src"
+SRC = PORCH_PATH
 APPS = Path(__file__).resolve().parent / "apps"
 READY = re.compile(r"porch ready: (\d+) workers? serving (\S+)")
 WAIT_SECONDS = 20.0

@@ -6,12 +6,12 @@ import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from tests.under_test import PORCH_PATH
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-CALL = "from porch.worker.process import tune_malloc; print(tune_malloc())"
+SRC = PORCH_PATH
+CALL = "from porch.worker.malloc import tune_malloc; print(tune_malloc())"
 
 
 def run_tune(extra_env: dict[str, str]) -> str:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from conftest import APPS, Porch
+from tests.under_test import PORCH_PATH
 
+from conftest import APPS, Porch
 from porch.errors import ExitCode
 
 StartPorch = Callable[..., Porch]
@@ -144,9 +145,7 @@ def test_reload_without_watchfiles_says_what_to_install(
     blocker = tmp_path / "blocker" / "watchfiles"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('watchfiles is not installed')\n")
-    pythonpath = os.pathsep.join(
-        [str(tmp_path / "blocker"), str(APPS), str(APPS.parents[2] / "src")]
-    )
+    pythonpath = os.pathsep.join([str(tmp_path / "blocker"), str(APPS), PORCH_PATH])
     porch = start_porch(APP, "-b", "127.0.0.1:0", "--reload", env={"PYTHONPATH": pythonpath})
     assert porch.wait_exit() == ExitCode.USAGE
     assert porch.count(r"--reload needs the watchfiles package: pip install 'porch\[reload\]'") == 1

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.under_test import PORCH_PATH
 
 from porch.errors import BindError
 from porch.supervisor.sockets import Listener, create_listeners, parse_tcp_bind
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+SRC = PORCH_PATH
 
 
 def _has_ipv6() -> bool:

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from live_worker import Probe, Serve, get, validated
 
+import porch
+from porch.errors import BodyUnavailable
 from porch.worker.body_stream import BodyStream
 from porch.worker.connection import HTTPConnection
-from porch.worker.dispatch import BodyUnavailable
 
 STREAMING = {"request_buffering": False}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -247,9 +248,10 @@ def test_a_large_upload_to_a_slow_app_is_held_back_not_buffered(
     line = probe.expect_prefix("max queued ")
     max_queued, pauses = int(line.split()[2]), int(line.split()[4])
     print(f"max queued {max_queued}, socket paused {pauses} times")
-    assert max_queued <= MAX_QUEUED
-    if mode.threads > 1:  # the loop reads the socket: it had to stop
-        assert pauses > 0
+    if not porch.compiled():  # compiled callers never see the patched methods: no counts
+        assert max_queued <= MAX_QUEUED
+        if mode.threads > 1:  # the loop reads the socket: it had to stop
+            assert pauses > 0
     assert peak_rss_kib(worker.pid) - baseline < 8 * 1024  # far below the 20 MiB sent
 
 

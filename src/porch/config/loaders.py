@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
-from porch import __version__
+from porch import __version__, build_name
 from porch.config.settings import Config, Kind, Meta
 from porch.config.values import (
     InvalidValue,
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(*option.flags, action="store_true", help=option.help)
         else:
             parser.add_argument(*option.flags, metavar=option.metavar, help=option.help)
-    parser.add_argument("--version", action="version", version=f"porch {__version__}")
+    parser.add_argument("--version", action="version", version=build_name())
     groups: dict[str, argparse._ArgumentGroup] = {}
     for setting in all_settings():
         section = setting.meta.section

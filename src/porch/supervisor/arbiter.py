@@ -19,7 +19,7 @@ import signal
 import time
 from collections.abc import Callable
 
-from porch import __version__
+from porch import build_name
 from porch.config.settings import Config
 from porch.errors import AppLoadError, BindError, ConfigError, ExitCode, PorchError
 from porch.ipc import WorkerChannel
@@ -116,7 +116,7 @@ class Arbiter:
     def _setup(self) -> None:
         config = self.config
         os.umask(config.umask)
-        self._log.info("Starting porch %s", __version__)
+        self._log.info("Starting %s", build_name())
         self._ids = resolve_ids(config.user, config.group)
         if config.reload:
             require_watchfiles()

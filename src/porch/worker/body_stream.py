@@ -30,7 +30,7 @@ from collections import deque
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from porch.worker.dispatch import BodyUnavailable
+from porch.errors import BodyUnavailable
 from porch.wsgi.input import StreamingInput
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class BodyStream(StreamingInput):
     """
 
     __slots__ = (
+        "_app_on_loop",
         "_chunks",
         "_cond",
         "_conn",
@@ -58,7 +59,6 @@ class BodyStream(StreamingInput):
         "_discarding",
         "_ended",
         "_error",
-        "_inline",
         "_paused",
         "_resume_due",
         "queued_bytes",
@@ -67,7 +67,7 @@ class BodyStream(StreamingInput):
     def __init__(self, conn: HTTPConnection, *, expect_continue: bool) -> None:
         super().__init__()
         self._conn = conn
-        self._inline = conn.ctx.inline
+        self._app_on_loop = conn.ctx.inline
         self._cond = threading.Condition()  # guards everything below in threads mode
         self._chunks: deque[bytes] = deque()
         self.queued_bytes = 0  # received, not yet pulled by the app
@@ -145,7 +145,7 @@ class BodyStream(StreamingInput):
 
     def pull(self) -> bytes:
         """The next piece of the body, waiting for it; b"" at the end of the body."""
-        if self._inline:
+        if self._app_on_loop:
             return self._pull_inline()
         with self._cond:
             if not self._chunks and not self._ended and self._error is None:
@@ -159,7 +159,7 @@ class BodyStream(StreamingInput):
             data = chunks.popleft()
             self.queued_bytes -= len(data)
             if self._paused and not self._resume_due and self.queued_bytes <= LOW_WATER_BYTES:
-                if self._inline:  # on the loop thread already
+                if self._app_on_loop:  # on the loop thread already
                     self._resume()
                 else:
                     self._resume_due = True

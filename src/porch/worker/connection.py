@@ -26,12 +26,13 @@ from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from porch.errors import BodyUnavailable
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
 from porch.protocol.h1 import H1Parser
 from porch.protocol.proxy_protocol import ProxyHeaderError, ProxyHeaderParser
 from porch.worker.body_stream import CONTINUE, BodyStream
 from porch.worker.context import WorkerContext, reason_phrase
-from porch.worker.dispatch import BodyUnavailable, Exchange
+from porch.worker.dispatch import Exchange
 from porch.worker.sendfile import SendFile
 from porch.wsgi.environ import build_environ
 from porch.wsgi.input import EMPTY_INPUT, BufferedInput

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from porch.errors import BodyUnavailable
 from porch.log import escape
 from porch.protocol.events import RequestHead
 from porch.protocol.h1 import ResponseFraming, header_lines
@@ -37,14 +38,6 @@ _ERROR_BODY = b"500 Internal Server Error\n"
 
 class ClientGone(Exception):
     """The client disconnected while the app was still producing the response."""
-
-
-class BodyUnavailable(OSError):
-    """The app asked for a request body the client never finished sending (a peer error).
-
-    Raised from ``wsgi.input`` reads (Expect: 100-continue bodies are read while
-    the app runs). Unless the app handles it, the client gets a 408, not a 500.
-    """
 
 
 class Exchange(StartResponse):

@@ -23,7 +23,9 @@ the next identical ``start_response`` call is one dict lookup, and the driver
 keeps its serialized header lines in the same entry (``wire``).
 
 Every violation raises ``AppResponseError`` inside the app's call, so the
-worker turns it into a logged 500 like any other app error.
+worker turns it into a logged 500 like any other app error. What the app passes
+is typed ``object`` and checked here: this module may run compiled (mypyc),
+where a narrower annotation would raise its own TypeError before these checks.
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ class StartResponse:
 
     def __call__(
         self,
-        status: str,
-        headers: ResponseHeaders,
+        status: object,
+        headers: object,
         exc_info: ExcInfo | None = None,
     ) -> WriteCallable:
         """Record the status and headers (PEP 3333 ``start_response``); return ``write``."""
@@ -114,7 +116,7 @@ class StartResponse:
         self.started = True
         return self.write
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: object) -> None:
         """The legacy PEP 3333 ``write(data)`` callable."""
         if not self.started:
             raise AppResponseError("write() called before start_response()")
@@ -165,10 +167,11 @@ _KNOWN_HEADS: dict[tuple[object, ...], KnownHead] = {}  # (status, *pairs) -> Kn
 _KNOWN_HEADS_MAX = 2048  # apps with varying values (Content-Length) refill it
 
 
-def _validate_head(status: str, headers: ResponseHeaders) -> KnownHead:
+def _validate_head(status: object, headers: object) -> KnownHead:
     """Validate a head not seen before; remember it when it is made of exact ``str`` pairs."""
     status_code = parse_status(status)
     normalised, content_length, close = validate_headers(headers)
+    assert isinstance(status, str)  # parse_status() checked it
     known = KnownHead(status, status_code, tuple(normalised), content_length, close)
     if type(status) is str and type(headers) is list and _exact(headers):
         if len(_KNOWN_HEADS) >= _KNOWN_HEADS_MAX:
@@ -177,7 +180,7 @@ def _validate_head(status: str, headers: ResponseHeaders) -> KnownHead:
     return known
 
 
-def _exact(headers: list[tuple[str, str]]) -> bool:
+def _exact(headers: list[object]) -> bool:
     # A subclass of tuple or str could compare equal to a cached head yet differ.
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
@@ -193,18 +196,19 @@ _GOOD_PAIRS: set[tuple[str, str]] = set()  # validated ordinary (name, value) pa
 _CACHE_MAX = 4096
 
 
-def parse_status(status: str) -> int:
+def parse_status(status: object) -> int:
     """Return the status code of a PEP 3333 status string; raise ``AppResponseError``."""
-    code = _STATUS_CODES.get(status) if type(status) is str else None
-    if code is not None:
-        return code
-    code = _parse_status(status)
-    if len(_STATUS_CODES) < _CACHE_MAX:
-        _STATUS_CODES[status] = code
+    if type(status) is not str:  # a subclass could compare equal yet differ: never cached
+        return _parse_status(status)
+    code = _STATUS_CODES.get(status)
+    if code is None:
+        code = _parse_status(status)
+        if len(_STATUS_CODES) < _CACHE_MAX:
+            _STATUS_CODES[status] = code
     return code
 
 
-def _parse_status(status: str) -> int:
+def _parse_status(status: object) -> int:
     if not isinstance(status, str):
         raise AppResponseError(f"status must be a str, not {type(status).__name__}")
     match = _STATUS.match(status)
@@ -219,7 +223,7 @@ def _parse_status(status: str) -> int:
     return code
 
 
-def validate_headers(headers: ResponseHeaders) -> tuple[ResponseHeaders, int | None, bool]:
+def validate_headers(headers: object) -> tuple[ResponseHeaders, int | None, bool]:
     """Check the app's headers; return them normalised, the Content-Length and Connection: close."""
     if not isinstance(headers, list | tuple):
         raise AppResponseError(

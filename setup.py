@@ -19,14 +19,21 @@ from setuptools.command.build_ext import build_ext
 # The modules every request runs through. Code in them cannot be monkeypatched
 # from outside and their classes cannot be subclassed by interpreted code.
 COMPILED_MODULES = [
+    "src/porch/protocol/dates.py",
     "src/porch/protocol/events.py",
     "src/porch/protocol/h1.py",
+    "src/porch/proxy/forwarded.py",
     "src/porch/wsgi/environ.py",
     "src/porch/wsgi/input.py",
     "src/porch/wsgi/response.py",
+    "src/porch/worker/acceptor.py",
     "src/porch/worker/body_stream.py",
     "src/porch/worker/connection.py",
+    "src/porch/worker/context.py",
     "src/porch/worker/dispatch.py",
+    "src/porch/worker/limits.py",
+    "src/porch/worker/sendfile.py",
+    "src/porch/worker/threads.py",
 ]
 
 

@@ -37,6 +37,10 @@ _GOOD_HOSTS: set[bytes] = set()  # Host values already validated (a server sees 
 _HOST = re.compile(
     rb"(?:\[[0-9A-Za-z:._~!$&'()*+,;=%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
 )
+# Byte values, not b"?": ``int in bytes`` is a plain scan, while ``bytes in bytes``
+# first tries the operand as an int and formats (then drops) a TypeError.
+_QUESTION_MARK = ord("?")
+_NUMBER_SIGN = ord("#")
 # Bytes kept from the start of an unfinished request, only to classify a bad method.
 _CARRY_MAX = 4096
 
@@ -282,7 +286,7 @@ class H1Parser:
         if method == "CONNECT":
             raise ProtocolError(501, "CONNECT is not supported")
         url = self._url
-        if url[:1] == b"/" and b"?" not in url and b"#" not in url:
+        if url[:1] == b"/" and _QUESTION_MARK not in url and _NUMBER_SIGN not in url:
             path, query, host = url, b"", None  # origin-form without a query (most requests)
         else:
             path, query, host = _split_target(url, method)
@@ -410,7 +414,7 @@ def _split_target(url: bytes, method: str) -> tuple[bytes, bytes, bytes | None]:
         else:
             raise ProtocolError(400, "invalid request-target")
     path, _, query = url.partition(b"?")
-    if b"#" in path or b"#" in query:
+    if _NUMBER_SIGN in path or _NUMBER_SIGN in query:
         raise ProtocolError(400, "fragment in request-target")
     return path, query, host
 

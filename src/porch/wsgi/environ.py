@@ -23,6 +23,8 @@ __all__ = ["apply_host", "base_environ", "build_environ", "environ_key"]
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_PERCENT = ord("%")
+_UNDERSCORE = ord("_")
 # PEP 3333 "CONTENT_TYPE", "CONTENT_LENGTH": no HTTP_ prefix for these two.
 _UNPREFIXED = {b"CONTENT-TYPE": "CONTENT_TYPE", b"CONTENT-LENGTH": "CONTENT_LENGTH"}
 # Header name (as received) -> environ key, or None when the header is dropped.
@@ -95,7 +97,7 @@ def build_environ(
         environ[key] = value
 
     path = head.path
-    if b"%" in path:
+    if _PERCENT in path:  # an int: see protocol/h1.py on ``bytes in bytes``
         # PEP 3333: PATH_INFO is the decoded path, bytes carried as latin-1.
         path = unquote_to_bytes(path)
     path_info = path.decode("latin-1")
@@ -122,7 +124,7 @@ def environ_key(raw_name: bytes) -> str | None:
     ``X_Forwarded_For`` would otherwise masquerade as ``X-Forwarded-For``
     (nginx and gunicorn drop them too).
     """
-    if b"_" in raw_name:
+    if _UNDERSCORE in raw_name:
         return None
     upper = raw_name.upper()
     unprefixed = _UNPREFIXED.get(upper)

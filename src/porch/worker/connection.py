@@ -276,9 +276,12 @@ class HTTPConnection(asyncio.Protocol):
             if self.body_event is not None:
                 self.body_event.set()
             return
-        self._dispatch()
+        self._dispatch(soon=True)
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, *, soon: bool = False) -> None:
+        """Run the app for the request in ``self.head`` (``soon``: a complete request,
+        whose app runs in inline mode after this loop iteration's reads, see
+        ``WorkerContext.start_soon``)."""
         head = self.head
         assert head is not None
         ctx = self.ctx
@@ -309,8 +312,11 @@ class HTTPConnection(asyncio.Protocol):
             static = ctx.static.match(head.method, head.path, head.headers)
             if static is not None:
                 app = static.as_wsgi_app()
-        self.exchange = Exchange(self, head, environ, app)
-        self.exchange.start()
+        exchange = self.exchange = Exchange(self, head, environ, app)
+        if soon and ctx.inline:
+            ctx.start_soon(exchange)
+        else:
+            exchange.start()
 
     def exchange_done(self, keep_alive: bool) -> None:
         """Called on the loop once the response is fully handed to the transport."""

@@ -79,6 +79,13 @@ class Exchange(StartResponse):
         self.suspended = False  # threads mode: iteration parked until the client reads
         StartResponse.__init__(self)  # this object is the app's start_response
 
+    def start_queued(self) -> None:
+        """Inline mode: run the app of an exchange queued by ``WorkerContext.start_soon``."""
+        if self.gone:  # the client left while it waited: its app is not run
+            self.conn.exchange_done(False)
+        else:
+            self._run_inline()
+
     def start(self) -> None:
         if self.ctx.inline:
             self._run_inline()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 
 import httptools
 
@@ -30,19 +31,21 @@ from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, Req
 
 __all__ = ["H1Limits", "H1Parser", "ResponseFraming", "header_lines", "status_line"]
 
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_NO_BODY_STATUS = frozenset({204, 304})
-_GOOD_HOSTS: set[bytes] = set()  # Host values already validated (a server sees few)
+_TCHAR: Final = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_NO_BODY_STATUS: Final = frozenset({204, 304})
+_GOOD_HOSTS: Final[set[bytes]] = set()  # Host values already validated (a server sees few)
 # RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]; an IP-literal in brackets.
-_HOST = re.compile(
+_HOST: Final = re.compile(
     rb"(?:\[[0-9A-Za-z:._~!$&'()*+,;=%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
 )
 # Byte values, not b"?": ``int in bytes`` is a plain scan, while ``bytes in bytes``
 # first tries the operand as an int and formats (then drops) a TypeError.
-_QUESTION_MARK = ord("?")
-_NUMBER_SIGN = ord("#")
+_QUESTION_MARK: Final = ord("?")
+_NUMBER_SIGN: Final = ord("#")
 # Bytes kept from the start of an unfinished request, only to classify a bad method.
-_CARRY_MAX = 4096
+_CARRY_MAX: Final = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -357,11 +360,13 @@ class H1Parser:
             self._closing_at = len(self._events)
 
 
-_END = EndOfMessage()
-_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}  # what llhttp reports -> porch's version
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+_END: Final = EndOfMessage()
+_VERSIONS: Final = {"1.1": "1.1", "1.0": "1.0"}  # what llhttp reports -> porch's version
+_METHODS: Final = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+}
 # expect, upgrade, connection, content-length, transfer-encoding (host: in on_header)
-_SPECIAL_LENGTHS = frozenset({6, 7, 10, 14, 17})
+_SPECIAL_LENGTHS: Final = frozenset({6, 7, 10, 14, 17})
 
 
 def _new_llhttp(callbacks: object) -> httptools.HttpRequestParser:
@@ -483,8 +488,8 @@ def _parser_error(exc: Exception) -> tuple[int, str]:
 # --- responses ---------------------------------------------------------------------
 
 
-_STATUS_LINES: dict[tuple[str, str], bytes] = {}
-_HEADER_LINES: dict[tuple[str, str], bytes] = {}
+_STATUS_LINES: Final[dict[tuple[str, str], bytes]] = {}
+_HEADER_LINES: Final[dict[tuple[str, str], bytes]] = {}
 
 
 def status_line(version: str, status: str) -> bytes:

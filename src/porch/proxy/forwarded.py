@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from porch.wsgi.environ import apply_host
 
 __all__ = ["ForwardedRules"]
 
-_X_HEADERS = (
+_X_HEADERS: Final = (
     "HTTP_X_FORWARDED_FOR",
     "HTTP_X_FORWARDED_PROTO",
     "HTTP_X_FORWARDED_HOST",
     "HTTP_X_FORWARDED_PORT",
     "HTTP_X_FORWARDED_PREFIX",
 )
-_HEADERS = ("HTTP_FORWARDED", *_X_HEADERS)
-_SCHEMES = frozenset({"http", "https"})
+_HEADERS: Final = ("HTTP_FORWARDED", *_X_HEADERS)
+_SCHEMES: Final = frozenset({"http", "https"})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -24,7 +24,7 @@ import select
 from collections import deque
 from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from porch.errors import BodyUnavailable
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
@@ -40,10 +40,14 @@ from porch.wsgi.input import EMPTY_INPUT, BufferedInput
 if TYPE_CHECKING:
     import threading
 
-error_log = logging.getLogger("porch.error")
+error_log: Final = logging.getLogger("porch.error")
 
-IDLE, HEAD, BODY, APP = 0, 1, 2, 3
-DRAIN = 4  # answered; reading and discarding the rest of a streamed body
+# Connection states (Final: compiled, a comparison with a constant, not a global lookup).
+IDLE: Final = 0  # between requests
+HEAD: Final = 1  # reading a request head
+BODY: Final = 2  # reading a request body before the app runs
+APP: Final = 3  # the app runs or its response is being sent
+DRAIN: Final = 4  # answered; reading and discarding the rest of a streamed body
 
 
 class HTTPConnection(asyncio.Protocol):

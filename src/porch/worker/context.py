@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from porch.protocol.dates import format_http_date
 from porch.protocol.h1 import H1Limits
@@ -15,7 +15,7 @@ from porch.proxy.forwarded import ForwardedRules
 from porch.worker.limits import ClientLimits
 from porch.worker.threads import AppThreads, LoopInbox
 
-error_log = logging.getLogger("porch.error")
+error_log: Final = logging.getLogger("porch.error")
 
 if TYPE_CHECKING:
     from porch.config.settings import Config

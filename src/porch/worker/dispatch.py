@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from porch.errors import BodyUnavailable
 from porch.log import escape
@@ -29,11 +29,11 @@ if TYPE_CHECKING:
     from porch.types import WSGIApp
     from porch.worker.connection import HTTPConnection
 
-error_log = logging.getLogger("porch.error")
+error_log: Final = logging.getLogger("porch.error")
 
-_THREAD_QUEUE_BYTES = 256 * 1024  # body bytes a thread may have queued for the loop
-_ERROR_500 = "500 Internal Server Error"
-_ERROR_BODY = b"500 Internal Server Error\n"
+_THREAD_QUEUE_BYTES: Final = 256 * 1024  # body bytes a thread may have queued for the loop
+_ERROR_500: Final = "500 Internal Server Error"
+_ERROR_BODY: Final = b"500 Internal Server Error\n"
 
 
 class ClientGone(Exception):

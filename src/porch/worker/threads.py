@@ -20,9 +20,9 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
-from typing import Any
+from typing import Any, Final
 
-error_log = logging.getLogger("porch.error")
+error_log: Final = logging.getLogger("porch.error")
 
 __all__ = ["AppThreads", "LoopInbox"]
 

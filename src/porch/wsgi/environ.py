@@ -13,7 +13,7 @@ trusts those headers.
 from __future__ import annotations
 
 import os
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 from urllib.parse import unquote_to_bytes
 
 from porch.protocol.events import RequestHead
@@ -21,17 +21,17 @@ from porch.types import Environ
 
 __all__ = ["apply_host", "base_environ", "build_environ", "environ_key"]
 
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
-_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
-_PERCENT = ord("%")
-_UNDERSCORE = ord("_")
+_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
+_PROTOCOLS: Final = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_PERCENT: Final = ord("%")
+_UNDERSCORE: Final = ord("_")
 # PEP 3333 "CONTENT_TYPE", "CONTENT_LENGTH": no HTTP_ prefix for these two.
-_UNPREFIXED = {b"CONTENT-TYPE": "CONTENT_TYPE", b"CONTENT-LENGTH": "CONTENT_LENGTH"}
+_UNPREFIXED: Final = {b"CONTENT-TYPE": "CONTENT_TYPE", b"CONTENT-LENGTH": "CONTENT_LENGTH"}
 # Header name (as received) -> environ key, or None when the header is dropped.
 # Bounded so that a peer sending random names cannot grow it without limit.
-_KEY_CACHE: dict[bytes, str | None] = {}
-_KEY_CACHE_MAX = 512
-_HOST_PARTS: dict[bytes, tuple[str, str, str]] = {}  # authority -> _split_host(authority)
+_KEY_CACHE: Final[dict[bytes, str | None]] = {}
+_KEY_CACHE_MAX: Final = 512
+_HOST_PARTS: Final[dict[bytes, tuple[str, str, str]]] = {}  # authority -> _split_host(authority)
 
 
 def base_environ(

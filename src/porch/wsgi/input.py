@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from typing import Final
 
 __all__ = ["EMPTY_INPUT", "BufferedInput", "EmptyInput", "StreamingInput"]
 
@@ -233,7 +234,7 @@ class EmptyInput:
         pass
 
 
-EMPTY_INPUT = EmptyInput()
+EMPTY_INPUT: Final = EmptyInput()
 """Shared, stateless input for bodiless requests."""
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Final
 
 from porch.errors import AppResponseError
 from porch.types import ExcInfo, ResponseHeaders, WriteCallable
@@ -40,16 +41,18 @@ __all__ = ["StartResponse", "parse_status", "validate_headers"]
 
 # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ];
 # reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
-_STATUS = re.compile(r"([0-9]{3}) [\t\x20-\x7e\x80-\xff]*\Z")
+_STATUS: Final = re.compile(r"([0-9]{3}) [\t\x20-\x7e\x80-\xff]*\Z")
 # RFC 9110 §5.6.2: token = 1*tchar.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 9110 §5.5: field-value chars are VCHAR, obs-text, SP and HTAB; anything
 # else (CR, LF, NUL, other controls, DEL, code points past latin-1) is refused.
-_BAD_VALUE_CHAR = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
+_BAD_VALUE_CHAR: Final = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 # RFC 9110 §7.6.1 and PEP 3333 "Other HTTP Features".
-_DROPPED_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer"})
-_REFUSED_HOP_BY_HOP = frozenset({"transfer-encoding", "upgrade"})
-_MAX_CONTENT_LENGTH_DIGITS = 19  # fits a signed 64-bit integer
+_DROPPED_HOP_BY_HOP: Final = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "te", "trailer"}
+)
+_REFUSED_HOP_BY_HOP: Final = frozenset({"transfer-encoding", "upgrade"})
+_MAX_CONTENT_LENGTH_DIGITS: Final = 19  # fits a signed 64-bit integer
 
 
 class StartResponse:
@@ -163,8 +166,8 @@ class KnownHead:
         self.wire: bytes | None = None  # the header lines as sent, filled in by the driver
 
 
-_KNOWN_HEADS: dict[tuple[object, ...], KnownHead] = {}  # (status, *pairs) -> KnownHead
-_KNOWN_HEADS_MAX = 2048  # apps with varying values (Content-Length) refill it
+_KNOWN_HEADS: Final[dict[tuple[object, ...], KnownHead]] = {}  # (status, *pairs) -> KnownHead
+_KNOWN_HEADS_MAX: Final = 2048  # apps with varying values (Content-Length) refill it
 
 
 def _validate_head(status: object, headers: object) -> KnownHead:
@@ -191,9 +194,9 @@ def _exact(headers: list[object]) -> bool:
     return True
 
 
-_STATUS_CODES: dict[str, int] = {}  # validated status strings (apps reuse a handful)
-_GOOD_PAIRS: set[tuple[str, str]] = set()  # validated ordinary (name, value) pairs
-_CACHE_MAX = 4096
+_STATUS_CODES: Final[dict[str, int]] = {}  # validated status strings (apps reuse a handful)
+_GOOD_PAIRS: Final[set[tuple[str, str]]] = set()  # validated ordinary (name, value) pairs
+_CACHE_MAX: Final = 4096
 
 
 def parse_status(status: object) -> int:

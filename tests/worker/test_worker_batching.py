@@ -127,6 +127,25 @@ def test_requests_read_together_are_all_parsed_before_any_app_runs(loop: Any) ->
         assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nok")
 
 
+def test_a_request_with_a_large_body_starts_its_app_at_once(loop: Any) -> None:
+    # Queued requests hold their bodies: past 64 KiB the app is not batched.
+    events: list[str] = []
+    open_connection = connect(loop, events)
+    (a, a_out), (b, b_out) = open_connection(), open_connection()
+    body = b"x" * (64 * 1024 + 1)
+    upload = b"POST /big HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n" % len(body)
+
+    def one_loop_iteration_of_reads() -> None:
+        a.data_received(upload + body)
+        events.append("read /big")
+        b.data_received(request("/b"))
+        events.append("read /b")
+
+    loop.call_soon(one_loop_iteration_of_reads)
+    run_until(loop, lambda: a_out.written and b_out.written)
+    assert events == ["app /big", "read /big", "read /b", "app /b"]
+
+
 def test_the_next_request_on_a_connection_waits_for_the_queued_one(loop: Any) -> None:
     events: list[str] = []
     conn, out = connect(loop, events)()

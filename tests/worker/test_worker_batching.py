@@ -146,6 +146,23 @@ def test_a_request_with_a_large_body_starts_its_app_at_once(loop: Any) -> None:
     assert events == ["app /big", "read /big", "read /b", "app /b"]
 
 
+def test_a_full_batch_runs_without_waiting_for_the_end_of_the_loop_iteration(loop: Any) -> None:
+    events: list[str] = []
+    open_connection = connect(loop, events)
+    connections = [open_connection() for _ in range(65)]
+
+    def one_loop_iteration_of_reads() -> None:
+        for number, (conn, _) in enumerate(connections):
+            conn.data_received(request(f"/{number}"))
+            events.append(f"read /{number}")
+
+    loop.call_soon(one_loop_iteration_of_reads)
+    run_until(loop, lambda: all(out.written for _, out in connections))
+    # The 64th request fills the batch: its read runs the 64 apps.
+    batch = [f"read /{n}" for n in range(63)] + [f"app /{n}" for n in range(64)]
+    assert events == [*batch, "read /63", "read /64", "app /64"]
+
+
 def test_the_next_request_on_a_connection_waits_for_the_queued_one(loop: Any) -> None:
     events: list[str] = []
     conn, out = connect(loop, events)()

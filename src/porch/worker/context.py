@@ -17,6 +17,12 @@ from porch.worker.threads import AppThreads, LoopInbox
 
 error_log: Final = logging.getLogger("porch.error")
 
+# At most this many apps wait for the end of a loop iteration (start_soon): with
+# 1,000 busy connections an unbounded batch held hundreds of environs and
+# exchanges at once, out of the CPU caches (hello at 1,000 connections: 20.6 µs
+# of CPU per request unbounded, 17.6 µs with 64; 64 connections: unchanged).
+_START_BATCH_MAX: Final = 64
+
 if TYPE_CHECKING:
     from porch.config.settings import Config
     from porch.log import AccessLog
@@ -118,7 +124,8 @@ class WorkerContext:
 
     def start_soon(self, exchange: Exchange) -> None:
         """Inline mode: run ``exchange``'s app once the loop has delivered every read
-        ready now (one callback per loop iteration; apps run in arrival order).
+        ready now (one callback per loop iteration; apps run in arrival order), or
+        at once with the batch when it reaches _START_BATCH_MAX.
 
         Parsing all ready requests before running any app, rather than read, app,
         write per connection, measured 33.4 -> 24.1 µs of CPU per hello request
@@ -130,6 +137,8 @@ class WorkerContext:
         starts.append(exchange)
         if len(starts) == 1:
             self.loop.call_soon(self._start_all)
+        elif len(starts) >= _START_BATCH_MAX:
+            self._start_all()
 
     def _start_all(self) -> None:
         starts, self._starts = self._starts, []

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import APPS, Porch
 
+from conftest import APPS, Porch
 from porch.errors import ExitCode
 
 StartPorch = Callable[..., Porch]

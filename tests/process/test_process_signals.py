@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
 from conftest import APPS, Porch
 
 StartPorch = Callable[..., Porch]

@@ -100,6 +100,7 @@ class H1Parser:
         "_stall_bytes",
         "_upgrade_header",
         "_url",
+        "_version_11",
     )
 
     def __init__(self, *, limits: H1Limits) -> None:
@@ -114,6 +115,7 @@ class H1Parser:
         self._stall_bytes = 0
         self._head_bytes = 0  # since the end of the previous request, so leading CRLFs count
         self._rare_seen = True
+        self._version_11 = False
         self.on_message_begin()  # the per-request fields
         self._idle = True
 
@@ -148,6 +150,15 @@ class H1Parser:
             return []
         events = self._events = []
         carry = self._carry
+        if self._idle:
+            # The next request starts here. llhttp only gives its version as a
+            # string formatted on every call (0.4 µs, the costliest step of a
+            # hello request's parse), so read it from the request line when the
+            # line is whole in this read: the first LF ends it, and llhttp
+            # accepts the line only if it is the method, target and version.
+            # (Pipelined followers, split lines, leading CRLFs: asked of llhttp.)
+            newline = data.find(b"\n")
+            self._version_11 = newline > 9 and data[newline - 10 : newline] == b" HTTP/1.1\r"
         bound = self._limits.max_head_bytes
         rest = data
         error: tuple[int, str] | None = None
@@ -276,8 +287,12 @@ class H1Parser:
         if self._refusal is not None:
             raise self._refusal
         parser = self._parser
-        raw_version = parser.get_http_version()
-        version = _VERSIONS.get(raw_version) or _http_version(raw_version)
+        if self._version_11:  # seen in the request line by feed()
+            self._version_11 = False
+            version = "1.1"
+        else:
+            raw_version = parser.get_http_version()
+            version = _VERSIONS.get(raw_version) or _http_version(raw_version)
         host_count = self._host_count
         if host_count != 1 and (host_count > 1 or version == "1.1"):
             # RFC 9112 §3.2: exactly one Host in HTTP/1.1

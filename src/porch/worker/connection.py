@@ -497,7 +497,10 @@ class HTTPConnection(asyncio.Protocol):
 
     def write_parts(self, parts: list[bytes]) -> None:
         """Write a response in pieces: joined when small (one send), else as a writev."""
-        if len(parts) == 1 or sum(map(len, parts)) < 16384:
+        size = 0
+        for part in parts:
+            size += len(part)
+        if len(parts) == 1 or size < 16384:
             self.write(b"".join(parts))
         elif not self.closing:
             transport = self.transport

@@ -72,6 +72,7 @@ class WorkerContext:
         self.app = app
         self.loop = loop
         self.access_log = access_log
+        self.access_logging = access_log.enabled  # decided once, when logging was set up
         self.base_environ = base_environ
         self.limits = H1Limits(
             max_request_line=config.limit_request_line,

@@ -254,7 +254,7 @@ class Exchange(StartResponse):
                 # The common case, fused: one write; a plain list has no close().
                 conn.write_parts(self._whole(result))
                 self.result = None
-                if self.ctx.access_log.enabled:
+                if self.ctx.access_logging:
                     self._access()
                 framing = self.framing
                 assert framing is not None

@@ -264,3 +264,49 @@ def test_head_bound_is_exact_for_a_pipelined_head() -> None:
     limits = H1Limits(max_request_line=16, max_fields=2, max_field_size=16)
     stream = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET / HTTP/1.1\r\nA: " + b"a" * 60
     assert feed_pieces(whole(stream), limits) == feed_pieces(byte_by_byte(stream), limits)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.0\r\n"),
+        (b"GET / HTTP/1.0\r\n", b"GET / HTTP/1.1\r\n"),
+        (b"GET /HTTP/1.1 HTTP/1.0\r\n", b"GET /?v=HTTP/1.0 HTTP/1.1\r\n"),
+        (b"GET /  HTTP/1.1\r\n", b"GET / HTTP/1.2\r\n"),
+        (b"\r\nGET / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\n"),
+    ],
+)
+def test_version_is_the_same_whatever_the_reads(first: bytes, second: bytes) -> None:
+    # feed() reads "1.1" off a request line that is whole in one read and asks
+    # llhttp otherwise (split lines, pipelined followers, leading CRLFs): both
+    # ways must agree, and a version is never carried over to the next request.
+    one = first + b"Host: a\r\nConnection: keep-alive\r\n\r\n"  # an HTTP/1.0 one too
+    stream = one + second + b"Host: a\r\nConnection: close\r\n\r\n"
+    expected = [_version(line) for line in (first, second)]
+    cuts = [
+        [stream],
+        [stream[:5], stream[5:]],
+        [stream[: len(one)], stream[len(one) :]],
+        [stream[: len(one) + 1], stream[len(one) + 1 :]],
+        list(byte_by_byte(stream)),
+    ]
+    for pieces in cuts:
+        heads = [e for e in feed_pieces(pieces, H1Limits()) if isinstance(e, RequestHead)]
+        assert [head.http_version for head in heads] == expected, pieces
+
+
+def _version(line: bytes) -> str:
+    return "1.1" if line.rstrip().endswith((b"HTTP/1.1", b"HTTP/1.2")) else "1.0"
+
+
+def test_proxy_connection_does_not_make_an_http10_request_http11() -> None:
+    # llhttp reads Proxy-Connection like Connection: its keep-alive verdict is no
+    # evidence of the version, which comes from the request line alone.
+    head = whole_events(b"GET / HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n")[0]
+    assert isinstance(head, RequestHead)
+    assert head.http_version == "1.0"
+    assert head.keep_alive is False
+
+
+def whole_events(data: bytes) -> list[object]:
+    return list(feed_pieces(whole(data), H1Limits()))

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from porch.protocol import h1
 from porch.protocol.events import BadRequest, BodyData, Event
 from porch.protocol.h1 import H1Limits, H1Parser
 
@@ -207,6 +208,8 @@ def feed_pieces(pieces: Iterable[bytes], limits: H1Limits) -> list[Event]:
         assert bad in ([], [len(new) - 1]), f"BadRequest not last: {new}"
         assert parser.failed == bool(bad)
         events.extend(new)
+    # The parser's shared placeholders are never filled (they would leak into later feeds).
+    assert h1._NO_EVENTS == [] and h1._NO_HEADERS == []
     return normalize(events)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from porch.config.settings import Config
 from porch.log import AccessLog
+from porch.worker import connection as connection_module
 from porch.worker.connection import HTTPConnection
 from porch.worker.context import WorkerContext
 from porch.wsgi.environ import base_environ
@@ -169,6 +170,28 @@ def test_the_next_request_on_a_connection_waits_for_the_queued_one(loop: Any) ->
     loop.call_soon(conn.data_received, request("/1") + request("/2"))
     run_until(loop, lambda: out.written.count(b"HTTP/1.1 200 OK") == 2)
     assert events == ["app /1", "app /2"]
+
+
+def test_pipelined_requests_arriving_while_one_is_queued_wait_in_order(loop: Any) -> None:
+    # Reads 2 and 3 arrive while /1 is queued: their events wait in the connection
+    # (the second read's list is adopted, the third's appended to it).
+    events: list[str] = []
+    conn, out = connect(loop, events)()
+    stream = request("/1") + request("/2") + request("/3")
+    first_end = len(request("/1"))
+    second_end = first_end + len(request("/2"))
+
+    def three_reads() -> None:
+        conn.data_received(stream[: first_end + 5])
+        conn.data_received(stream[first_end + 5 : second_end])
+        conn.data_received(stream[second_end:])
+        events.append("read all")
+
+    loop.call_soon(three_reads)
+    run_until(loop, lambda: out.written.count(b"HTTP/1.1 200 OK") == 3)
+    assert events == ["read all", "app /1", "app /2", "app /3"]
+    assert not conn.has_pending()
+    assert connection_module._NO_EVENTS == []  # the shared placeholder is never filled
 
 
 def test_a_client_gone_before_its_app_ran_is_not_served(loop: Any) -> None:

@@ -182,6 +182,7 @@ class H1Parser:
         if self._closing_at >= 0:
             del events[self._closing_at :]  # nothing after the last request counts
             self._done = True
+            self._events = _NO_EVENTS
             return events
         if error is None and not self._in_head and self._stall_bytes > bound:
             # Bytes in the body phase that are no body: chunk-size lines,
@@ -189,6 +190,9 @@ class H1Parser:
             error = 431, "chunk metadata or trailer section too large"
         if error is not None:
             self._fail(*error)
+        # The caller owns the events now: holding them (and the heads in them) until
+        # the next read would free them later, out of the CPU caches.
+        self._events = _NO_EVENTS
         if self._idle:
             self._carry = b""
         elif carry is not None:
@@ -336,6 +340,8 @@ class H1Parser:
         max_body = self._limits.max_body_bytes
         if max_body and content_length is not None and content_length > max_body:
             raise ProtocolError(413, "request body too large")
+        headers = tuple(self._headers)
+        self._headers = _NO_HEADERS  # the head has them; trailers are not collected
         # Positional: this runs once per request (see RequestHead's field order).
         self._events.append(
             RequestHead(
@@ -343,7 +349,7 @@ class H1Parser:
                 path,
                 query,
                 version,
-                tuple(self._headers),
+                headers,
                 host,
                 keep_alive,
                 expect,
@@ -376,6 +382,10 @@ class H1Parser:
 
 
 _END: Final = EndOfMessage()
+# Shared placeholders between feeds and after a head: never appended to (events
+# are appended only while feed() runs, headers only while _in_head).
+_NO_EVENTS: Final[list[Event]] = []
+_NO_HEADERS: Final[list[tuple[bytes, bytes]]] = []
 _VERSIONS: Final = {"1.1": "1.1", "1.0": "1.0"}  # what llhttp reports -> porch's version
 _METHODS: Final = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")

@@ -200,7 +200,7 @@ class BodyStream(StreamingInput):
         conn = self._conn
         try:
             while not self._chunks and not self._ended and self._error is None:
-                if self._continue_due and not conn.pending:
+                if self._continue_due and not conn.has_pending():
                     self._continue_due = False
                     self._send_continue()
                 conn.receive_inline(conn.ctx.config.body_timeout)

@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import select
-from collections import deque
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Final
@@ -56,6 +55,9 @@ DRAIN: Final = 4  # answered; reading and discarding the rest of a streamed body
 # A request with a bigger body starts its app at once, as before batching.
 _BATCHED_BODY_MAX_BYTES: Final = 64 * 1024
 
+# ``pending`` when no parsed event waits: shared, so never mutated (see _queue).
+_NO_EVENTS: Final[list[Event]] = []
+
 
 class HTTPConnection(asyncio.Protocol):
     """Drives one client connection (see module docstring)."""
@@ -78,6 +80,7 @@ class HTTPConnection(asyncio.Protocol):
         "parser",
         "peer_eof",
         "pending",
+        "pending_at",
         "proxy_header",
         "reading_paused",
         "remote_addr",
@@ -92,7 +95,11 @@ class HTTPConnection(asyncio.Protocol):
         self.ctx = ctx
         self.transport: asyncio.Transport | None = None
         self.parser = H1Parser(limits=ctx.limits)
-        self.pending: deque[Event] = deque()
+        # Parsed events not handled yet: pending[pending_at:]. A list and an index,
+        # not a deque: usually the parser's own list is adopted whole (no copy), and
+        # an idle connection holds no block of its own (a deque's is 760 bytes).
+        self.pending: list[Event] = _NO_EVENTS
+        self.pending_at = 0
         self.state = IDLE
         self.deadline = 0.0
         self.exchange: Exchange | None = None
@@ -149,10 +156,10 @@ class HTTPConnection(asyncio.Protocol):
             self.deadline = monotonic() + ctx.config.body_timeout
         events = self.parser.feed(data)
         if events:
-            self.pending.extend(events)
+            self._queue(events)
             if self.exchange is None or self.early:
                 self._process()
-        if self.exchange is not None and self.pending and not self.early:
+        if self.exchange is not None and self.has_pending() and not self.early:
             # Pipelined requests wait for the running one: stop reading more.
             self._pause_reading()
 
@@ -189,13 +196,13 @@ class HTTPConnection(asyncio.Protocol):
         self.peer_eof = True
         if self.early and self.stream is not None:  # a streamed body that will never end
             self._body_lost("the client closed the connection mid-body")
-        if self.exchange is None and not self.pending:
+        if self.exchange is None and not self.has_pending():
             self._close()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = self.closing = True
-        self.pending.clear()
+        self._drop_pending()
         self.ctx.connection_closed(self)
         if self.client_counted:
             self.ctx.client_limits.connection_closed(self.remote_addr)
@@ -228,14 +235,34 @@ class HTTPConnection(asyncio.Protocol):
 
     # --- request sequencing ----------------------------------------------------
 
+    def _queue(self, events: list[Event]) -> None:
+        if self.pending_at == len(self.pending):  # nothing waits (or _NO_EVENTS): adopt
+            self.pending = events
+            self.pending_at = 0
+        else:
+            self.pending.extend(events)
+
+    def has_pending(self) -> bool:
+        """True while parsed events wait to be handled (pipelined requests, body data)."""
+        return self.pending_at < len(self.pending)
+
+    def _drop_pending(self) -> None:
+        self.pending = _NO_EVENTS
+        self.pending_at = 0
+
     def _process(self) -> None:
         """Handle parsed events in order until a request is dispatched."""
         nested = self.in_process
         self.in_process = True
-        pending = self.pending
         try:
-            while pending and (self.exchange is None or self.early) and not self.closing:
-                event = pending.popleft()
+            while (
+                self.pending_at < len(self.pending)
+                and (self.exchange is None or self.early)
+                and not self.closing
+            ):
+                # Re-read each time: a handler may queue more (inline body reads).
+                event = self.pending[self.pending_at]
+                self.pending_at += 1
                 kind = type(event)
                 if kind is BodyData:
                     assert self.input is not None
@@ -248,6 +275,8 @@ class HTTPConnection(asyncio.Protocol):
                     self._reject(event)  # type: ignore[arg-type]
         finally:
             self.in_process = nested
+        if self.pending_at == len(self.pending):
+            self._drop_pending()  # handled events are freed now, while still in cache
         if not nested and self.reading_paused and self.exchange is None and not self.closing:
             self.reading_paused = False
             assert self.transport is not None
@@ -352,7 +381,7 @@ class HTTPConnection(asyncio.Protocol):
         if not keep_alive or body_incomplete or self.closing:
             self._close()
             return
-        if self.pending:
+        if self.has_pending():
             self.state = HEAD
             self.deadline = monotonic() + ctx.config.header_timeout
         elif self.peer_eof:  # answered everything the half-closed client sent
@@ -434,7 +463,9 @@ class HTTPConnection(asyncio.Protocol):
             raise BodyUnavailable(f"the client connection failed mid-body: {exc}") from None
         if not data:
             raise BodyUnavailable("the client closed the connection mid-body")
-        self.pending.extend(self.parser.feed(data))
+        events = self.parser.feed(data)
+        if events:
+            self._queue(events)
         self._process()
 
     # --- streamed request bodies (--no-request-buffering, see body_stream.py) ------------
@@ -474,7 +505,7 @@ class HTTPConnection(asyncio.Protocol):
             self.reading_paused = False
             assert self.transport is not None
             self.transport.resume_reading()
-        if self.pending and not self.in_process:
+        if self.has_pending() and not self.in_process:
             self._process()
         return True
 
@@ -512,7 +543,7 @@ class HTTPConnection(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection now: a response that cannot be completed, or a client
         that does not read (also while a graceful close waits to flush)."""
-        self.pending.clear()
+        self._drop_pending()
         self.closing = True
         if self.transport is not None and not self.closed:
             self.transport.abort()
@@ -539,7 +570,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _close(self) -> None:
         # Requests pipelined behind the last answered one are never served.
-        self.pending.clear()
+        self._drop_pending()
         if self.transport is not None and not self.closing:
             self.closing = True
             self.transport.close()

@@ -121,6 +121,7 @@ def _header(run: Record) -> list[str]:
         f"- porch commit: {meta['porch_commit']}",
         f"- per run: {meta['warmup_s']} s warm-up, {meta['duration_s']} s measured; "
         f"pinning: {meta['pinning']}",
+        _rounds_line(meta.get("rounds", 1)),
         f"- load average at start / end: {meta['loadavg_start']} / {meta.get('loadavg_end', '?')}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
     ]
@@ -136,6 +137,16 @@ def _header(run: Record) -> list[str]:
         "",
     ]
     return lines
+
+
+def _rounds_line(rounds: int) -> str:
+    if rounds <= 1:
+        return "- one run per server and scenario"
+    return (
+        f"- {rounds} runs per server and scenario, taken in turn across the servers (round "
+        "robin); each row is the run with the median req/s (idle RSS: the median run), errors "
+        "are the most any run had, and every run's figures are in the JSON (`rounds`)"
+    )
 
 
 def _rps(ok: dict[tuple[str, str], Record], scenario: str, server: str) -> float | None:
@@ -258,8 +269,9 @@ def _targets(run: Record) -> list[str]:
     lines += [f"| {target} | {shown} | {verdict} |" for target, shown, verdict in rows]
     lines += [
         "",
-        "Verdicts come from single runs: check the 'other load' column of the rows "
-        "involved before trusting one; issue 3 judges a full-mode run.",
+        "Verdicts compare the rows below (with several rounds, each server's median run): "
+        "check the 'other load' column of the rows involved, and the spread of the rounds "
+        "in the JSON, before trusting one; issue 3 judges a full-mode run.",
     ]
     return [*lines, ""]
 

@@ -44,6 +44,8 @@ _HOST: Final = re.compile(
 # first tries the operand as an int and formats (then drops) a TypeError.
 _QUESTION_MARK: Final = ord("?")
 _NUMBER_SIGN: Final = ord("#")
+_SP: Final = ord(" ")
+_HTAB: Final = ord("\t")
 # Bytes kept from the start of an unfinished request, only to classify a bad method.
 _CARRY_MAX: Final = 4096
 
@@ -76,6 +78,7 @@ class H1Parser:
 
     __slots__ = (
         "_body_bytes",
+        "_bound",
         "_carry",
         "_closing_at",
         "_conn_close",
@@ -105,6 +108,7 @@ class H1Parser:
 
     def __init__(self, *, limits: H1Limits) -> None:
         self._limits = limits
+        self._bound = limits.max_head_bytes
         self._parser = _new_llhttp(self)
         self._events: list[Event] = []
         self._failed = False
@@ -159,7 +163,7 @@ class H1Parser:
             # (Pipelined followers, split lines, leading CRLFs: asked of llhttp.)
             newline = data.find(b"\n")
             self._version_11 = newline > 9 and data[newline - 10 : newline] == b" HTTP/1.1\r"
-        bound = self._limits.max_head_bytes
+        bound = self._bound
         rest = data
         error: tuple[int, str] | None = None
         while rest and error is None and not self._done:
@@ -247,7 +251,8 @@ class H1Parser:
         if len(headers) >= self._limits.max_fields:
             self._refuse(431, "too many request header fields")
             return
-        value = value.rstrip(b" \t")  # RFC 9112 §5.1: OWS is not part of the value
+        if value and (value[-1] == _SP or value[-1] == _HTAB):
+            value = value.rstrip(b" \t")  # RFC 9112 §5.1: OWS is not part of the value
         if len(name) + len(value) > self._limits.max_field_size:
             self._refuse(431, "request header field too large")
             return
@@ -304,7 +309,10 @@ class H1Parser:
         if self._had_te and version == "1.0":
             raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")  # RFC 9112 §6.1
         raw_method = parser.get_method()
-        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        if raw_method == b"GET":  # no hashing for the usual one
+            method = "GET"
+        else:
+            method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         if method == "CONNECT":
             raise ProtocolError(501, "CONNECT is not supported")
         url = self._url
@@ -514,11 +522,19 @@ def _parser_error(exc: Exception) -> tuple[int, str]:
 
 
 _STATUS_LINES: Final[dict[tuple[str, str], bytes]] = {}
+_STATUS_LINES_11: Final[dict[str, bytes]] = {}  # HTTP/1.1 ones by status alone: no tuple
 _HEADER_LINES: Final[dict[tuple[str, str], bytes]] = {}
 
 
 def status_line(version: str, status: str) -> bytes:
     """``HTTP/1.1 200 OK\\r\\n`` for a validated WSGI status string."""
+    if version == "1.1":
+        line = _STATUS_LINES_11.get(status)
+        if line is None:
+            line = b"HTTP/1.1 " + status.encode("latin-1") + b"\r\n"
+            if len(_STATUS_LINES_11) < 1024:
+                _STATUS_LINES_11[status] = line
+        return line
     line = _STATUS_LINES.get((version, status))
     if line is None:
         line = b"HTTP/" + version.encode() + b" " + status.encode("latin-1") + b"\r\n"
@@ -585,11 +601,16 @@ class ResponseFraming:
         headers: list[tuple[str, str]],
         extra: bytes,
         lines: bytes | None = None,
+        body: bytes | None = None,
     ) -> bytes:
         """Serialize the response head. ``extra`` holds server-added header lines.
 
         ``lines`` is ``header_lines(headers)`` when the caller kept it from an
         identical earlier head; it is ignored where Content-Length must go.
+        ``body``, when given, is framed (:meth:`body`) and appended: a small
+        response is then one bytes object, built with one copy. It is framed after
+        the head is decided, so a body longer than its Content-Length is cut as
+        when it is sent separately, and the head is the same either way.
         """
         if lines is None or self._drop_content_length:
             lines = header_lines(headers, drop_content_length=self._drop_content_length)
@@ -598,7 +619,8 @@ class ResponseFraming:
             framing += b"Connection: close\r\n"
         elif http_version == "1.0":
             framing += b"Connection: keep-alive\r\n"
-        return b"".join((status_line(http_version, status), lines, framing, extra, b"\r\n"))
+        tail = b"" if body is None else self.body(body)
+        return b"".join((status_line(http_version, status), lines, framing, extra, b"\r\n", tail))
 
     def body(self, data: bytes) -> bytes:
         """Frame a body piece; bytes beyond the declared Content-Length are dropped."""

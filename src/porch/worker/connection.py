@@ -528,10 +528,13 @@ class HTTPConnection(asyncio.Protocol):
 
     def write_parts(self, parts: list[bytes]) -> None:
         """Write a response in pieces: joined when small (one send), else as a writev."""
+        if len(parts) == 1:
+            self.write(parts[0])
+            return
         size = 0
         for part in parts:
             size += len(part)
-        if len(parts) == 1 or size < 16384:
+        if size < 16384:
             self.write(b"".join(parts))
         elif not self.closing:
             transport = self.transport

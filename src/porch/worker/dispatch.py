@@ -14,8 +14,8 @@ import os
 import stat
 import sys
 import threading
-import time
 from collections.abc import Iterable, Iterator
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Final
 
 from porch.errors import BodyUnavailable
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 error_log: Final = logging.getLogger("porch.error")
 
 _THREAD_QUEUE_BYTES: Final = 256 * 1024  # body bytes a thread may have queued for the loop
+# A list result smaller than this goes out as one bytes object with its head (one
+# copy); a larger body is written after its head without being copied (writev).
+_JOIN_MAX_BYTES: Final = 16384
 _ERROR_500: Final = "500 Internal Server Error"
 _ERROR_BODY: Final = b"500 Internal Server Error\n"
 
@@ -75,7 +78,7 @@ class Exchange(StartResponse):
         self.gone = False
         self.queued = 0
         self.cond: threading.Condition | None = None
-        self.since = time.monotonic()
+        self.since = monotonic()
         self.suspended = False  # threads mode: iteration parked until the client reads
         StartResponse.__init__(self)  # this object is the app's start_response
 
@@ -96,11 +99,12 @@ class Exchange(StartResponse):
 
     # --- response head and framing (pure; called from whichever thread runs the app) --
 
-    def _begin(self, content_length: int | None) -> bytes:
+    def _begin(self, content_length: int | None, body: bytes | None = None) -> bytes:
         """Freeze status and headers; return the serialized head.
 
         ``content_length`` is the body's length when the whole body is known
-        (a list result); the app's own Content-Length header wins.
+        (a list result); the app's own Content-Length header wins. ``body``, when
+        given, is framed and returned after the head, in the same bytes.
         """
         if not self.status:
             raise RuntimeError("the app produced a body without calling start_response")
@@ -137,6 +141,7 @@ class Exchange(StartResponse):
             headers=self.headers,
             extra=extra,
             lines=lines,
+            body=body,
         )
 
     def _frame(self, data: bytes) -> bytes:
@@ -155,6 +160,8 @@ class Exchange(StartResponse):
         """
         body = result[0] if len(result) == 1 else b"".join(result)
         if self.framing is None:
+            if len(body) < _JOIN_MAX_BYTES:  # one bytes object, one copy
+                return [self._begin(len(body), body)]
             head = self._begin(len(body))
             # The length is known, so never chunked: no tail. body() drops it for HEAD.
             framed = self._frame_body(body)
@@ -209,7 +216,7 @@ class Exchange(StartResponse):
                 self.headers,
                 # Body bytes actually sent (none for HEAD, truncated to Content-Length).
                 self.framing.sent if self.framing is not None else self.error_bytes,
-                time.monotonic() - self.since,
+                monotonic() - self.since,
             )
 
     def _close_result(self) -> None:
@@ -490,9 +497,9 @@ class Exchange(StartResponse):
             if (self.queued > _THREAD_QUEUE_BYTES or conn.write_paused) and not self.gone:
                 # Waiting on a slow reader is not the app hanging: leave the watchdog's view.
                 entry = inflight.pop(threading.get_ident(), None)
-                deadline = time.monotonic() + self.ctx.config.write_timeout
+                deadline = monotonic() + self.ctx.config.write_timeout
                 while (self.queued > _THREAD_QUEUE_BYTES or conn.write_paused) and not self.gone:
-                    if not cond.wait(deadline - time.monotonic()) and time.monotonic() > deadline:
+                    if not cond.wait(deadline - monotonic()) and monotonic() > deadline:
                         self.gone = True
                 if entry is not None:
                     inflight[threading.get_ident()] = entry

@@ -21,6 +21,7 @@ from setuptools.command.build_ext import build_ext
 COMPILED_MODULES = [
     "src/porch/protocol/dates.py",
     "src/porch/protocol/events.py",
+    "src/porch/protocol/framing.py",
     "src/porch/protocol/h1.py",
     "src/porch/proxy/forwarded.py",
     "src/porch/wsgi/environ.py",
@@ -29,6 +30,7 @@ COMPILED_MODULES = [
     "src/porch/worker/acceptor.py",
     "src/porch/worker/body_stream.py",
     "src/porch/worker/connection.py",
+    "src/porch/worker/continue_body.py",
     "src/porch/worker/context.py",
     "src/porch/worker/dispatch.py",
     "src/porch/worker/limits.py",

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from porch.protocol.events import BodyData, EndOfMessage, RequestHead
-from porch.protocol.h1 import H1Limits, ResponseFraming, status_line
+from porch.protocol.framing import ResponseFraming, status_line
+from porch.protocol.h1 import H1Limits
 
 
 def framing(

@@ -25,6 +25,8 @@ connection after the response (:meth:`discard_rest`), so it can be kept alive.
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 from collections import deque
 from time import monotonic
@@ -36,11 +38,34 @@ from porch.wsgi.input import StreamingInput
 if TYPE_CHECKING:
     from porch.worker.connection import HTTPConnection
 
-__all__ = ["CONTINUE", "HIGH_WATER_BYTES", "LOW_WATER_BYTES", "BodyStream"]
+__all__ = ["CONTINUE", "HIGH_WATER_BYTES", "LOW_WATER_BYTES", "BodyStream", "read_socket"]
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HIGH_WATER_BYTES = 256 * 1024  # received, unread body bytes past which the socket is not read
 LOW_WATER_BYTES = 64 * 1024  # ... and at or below which it is read again
+READ_BYTES = 65536  # one inline socket read
+
+
+def read_socket(fd: int, timeout: float) -> bytes:
+    """Inline mode: wait up to ``timeout`` s for body bytes on ``fd`` and read them,
+    on the loop thread (the app runs there, so the loop cannot deliver them).
+
+    Returns b"" when the socket had nothing after all; a timeout, a failed read or
+    the client's end of the stream raise :class:`BodyUnavailable`.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    if not poller.poll(int(timeout * 1000)):
+        raise BodyUnavailable("timed out waiting for the request body")
+    try:
+        data = os.read(fd, READ_BYTES)
+    except BlockingIOError:
+        return b""
+    except OSError as exc:
+        raise BodyUnavailable(f"the client connection failed mid-body: {exc}") from None
+    if not data:
+        raise BodyUnavailable("the client closed the connection mid-body")
+    return data
 
 
 class BodyStream(StreamingInput):

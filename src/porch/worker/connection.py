@@ -19,25 +19,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import select
 from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from porch.errors import BodyUnavailable
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
+from porch.protocol.framing import error_response
 from porch.protocol.h1 import H1Parser
 from porch.protocol.proxy_protocol import ProxyHeaderError, ProxyHeaderParser
-from porch.worker.body_stream import CONTINUE, BodyStream
+from porch.worker.body_stream import BodyStream, read_socket
 from porch.worker.context import WorkerContext, reason_phrase
-from porch.worker.dispatch import Exchange
+from porch.worker.continue_body import ContinueBody
+from porch.worker.dispatch import JOIN_MAX_BYTES, Exchange
 from porch.worker.sendfile import SendFile
 from porch.wsgi.environ import build_environ
 from porch.wsgi.input import EMPTY_INPUT, BufferedInput
-
-if TYPE_CHECKING:
-    import threading
 
 error_log: Final = logging.getLogger("porch.error")
 
@@ -65,11 +62,11 @@ class HTTPConnection(asyncio.Protocol):
     __slots__ = (
         "_sendfile",
         "body_done",
-        "body_event",
         "busy_counted",
         "client_counted",
         "closed",
         "closing",
+        "continued",
         "ctx",
         "deadline",
         "early",
@@ -108,7 +105,7 @@ class HTTPConnection(asyncio.Protocol):
         self.stream: BodyStream | None = None  # self.input when the body is streamed
         self.body_done = False
         self.early = False  # body read while the app runs (Expect: 100-continue, streamed)
-        self.body_event: threading.Event | None = None
+        self.continued: ContinueBody | None = None  # an Expect: 100-continue body
         self.in_process = False
         self.write_paused = False
         self.reading_paused = False
@@ -158,7 +155,7 @@ class HTTPConnection(asyncio.Protocol):
         if events:
             self._queue(events)
             if self.exchange is None or self.early:
-                self._process()
+                self.process_events()
         if self.exchange is not None and self.has_pending() and not self.early:
             # Pipelined requests wait for the running one: stop reading more.
             self._pause_reading()
@@ -211,8 +208,8 @@ class HTTPConnection(asyncio.Protocol):
             self.ctx.app_busy -= 1
         if self._sendfile is not None:
             self._sendfile.stop(ok=False)
-        if self.body_event is not None:
-            self.body_event.set()
+        if self.continued is not None:
+            self.continued.wake()
         if self.stream is not None:
             self.stream.fail("the client closed the connection")
         if self.exchange is not None:
@@ -250,7 +247,7 @@ class HTTPConnection(asyncio.Protocol):
         self.pending = _NO_EVENTS
         self.pending_at = 0
 
-    def _process(self) -> None:
+    def process_events(self) -> None:
         """Handle parsed events in order until a request is dispatched."""
         nested = self.in_process
         self.in_process = True
@@ -277,10 +274,8 @@ class HTTPConnection(asyncio.Protocol):
             self.in_process = nested
         if self.pending_at == len(self.pending):
             self._drop_pending()  # handled events are freed now, while still in cache
-        if not nested and self.reading_paused and self.exchange is None and not self.closing:
-            self.reading_paused = False
-            assert self.transport is not None
-            self.transport.resume_reading()
+        if not nested and self.reading_paused and self.exchange is None:
+            self.resume_reading()
 
     def _on_head(self, head: RequestHead) -> None:
         self.head = head
@@ -289,11 +284,12 @@ class HTTPConnection(asyncio.Protocol):
             if self.ctx.stream_bodies:
                 self._stream_body(head)
                 return
+            continued = self.continued = ContinueBody(self) if head.expect_continue else None
             self.input = BufferedInput(
                 memory_limit=self.ctx.config.body_buffer_size,
-                on_first_read=self._want_body if head.expect_continue else None,
+                on_first_read=continued.want if continued is not None else None,
             )
-            if head.expect_continue:
+            if continued is not None:
                 # RFC 9110 §10.1.1: the app decides; 100 goes out only if it reads.
                 self._dispatch()
                 return
@@ -313,8 +309,8 @@ class HTTPConnection(asyncio.Protocol):
                 return
             if not self.write_paused:  # the body is in: no deadline while the app works
                 self.deadline = 0.0
-            if self.body_event is not None:
-                self.body_event.set()
+            if self.continued is not None:
+                self.continued.wake()
             return
         body = self.input  # buffered here: a streamed body's app was started by _on_head
         small = body is None or (
@@ -376,6 +372,7 @@ class HTTPConnection(asyncio.Protocol):
         if self.input is not None:
             self.input.close()
             self.input = self.stream = None
+            self.continued = None  # it points back here: no cycle left for the GC
         self.head = None
         self.early = False
         if not keep_alive or body_incomplete or self.closing:
@@ -392,81 +389,27 @@ class HTTPConnection(asyncio.Protocol):
             grace = 1.0 if ctx.stopping else ctx.config.keep_alive
             self.deadline = monotonic() + grace
         if not self.in_process:
-            self._process()
-
-    # --- expect: 100-continue ----------------------------------------------------
-
-    def _want_body(self) -> None:
-        """First read of an Expect: 100-continue body: ask for it, wait until buffered."""
-        if self.ctx.inline:
-            self._read_body_inline()
-            return
-        import threading
-
-        event = self.body_event = threading.Event()
-        self.ctx.to_loop(self._start_early_body)
-        if not event.wait(self.ctx.config.body_timeout + 1.0) or not self._body_ready():
-            raise BodyUnavailable("the client did not send the request body")
-
-    def _body_ready(self) -> bool:
-        return self.body_done and not self.closing
-
-    def _start_early_body(self) -> None:
-        if self.closing or self._body_ready():
-            if self.body_event is not None:
-                self.body_event.set()
-            return
-        self.early = True
-        assert self.transport is not None
-        self.transport.write(CONTINUE)
-        self.deadline = monotonic() + self.ctx.config.body_timeout
-        if self.reading_paused:
-            self.reading_paused = False
-            self.transport.resume_reading()
-        self._process()
-
-    def _read_body_inline(self) -> None:
-        assert self.transport is not None
-        self.early = True
-        self._process()
-        if self._body_ready() or not self.early:
-            self.early = False
-            return
-        self.transport.write(CONTINUE)
-        while self.early and not self.closing:
-            self.receive_inline(self.ctx.config.body_timeout)
-            if self.parser.failed and self.early:
-                raise BodyUnavailable("malformed request body")
+            self.process_events()
 
     def receive_inline(self, timeout: float) -> None:
         """Inline mode, the app waiting for body bytes: read the socket once, here.
 
         The app runs on the loop thread, so the loop cannot deliver the body: the
-        bytes go through the same parser and ``_process`` as in ``data_received``.
+        bytes go through the same parser and ``process_events`` as in ``data_received``.
         """
         if self.closing:
             raise BodyUnavailable("the connection is closing")
-        if self.pending:  # received before the app ran
-            self._process()
+        if self.has_pending():  # received before the app ran
+            self.process_events()
             return
         assert self.transport is not None
-        fd = self.transport.get_extra_info("socket").fileno()
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        if not poller.poll(int(timeout * 1000)):
-            raise BodyUnavailable("timed out waiting for the request body")
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            raise BodyUnavailable(f"the client connection failed mid-body: {exc}") from None
+        data = read_socket(self.transport.get_extra_info("socket").fileno(), timeout)
         if not data:
-            raise BodyUnavailable("the client closed the connection mid-body")
+            return  # nothing after all (a spurious wake-up)
         events = self.parser.feed(data)
         if events:
             self._queue(events)
-        self._process()
+        self.process_events()
 
     # --- streamed request bodies (--no-request-buffering, see body_stream.py) ------------
 
@@ -483,9 +426,7 @@ class HTTPConnection(asyncio.Protocol):
             if not self.write_paused:  # the app is slow to read, not the client to send
                 self.deadline = 0.0
         elif self.reading_paused and self.early and not self.closing:
-            self.reading_paused = False
-            assert self.transport is not None
-            self.transport.resume_reading()
+            self.resume_reading()
             if not self.write_paused:
                 self.deadline = monotonic() + self.ctx.config.body_timeout
 
@@ -501,12 +442,9 @@ class HTTPConnection(asyncio.Protocol):
         self.early = True
         if not self.write_paused:
             self.deadline = monotonic() + self.ctx.config.body_timeout
-        if self.reading_paused:
-            self.reading_paused = False
-            assert self.transport is not None
-            self.transport.resume_reading()
+        self.resume_reading()
         if self.has_pending() and not self.in_process:
-            self._process()
+            self.process_events()
         return True
 
     def _body_lost(self, reason: str) -> None:
@@ -534,7 +472,7 @@ class HTTPConnection(asyncio.Protocol):
         size = 0
         for part in parts:
             size += len(part)
-        if size < 16384:
+        if size < JOIN_MAX_BYTES:
             self.write(b"".join(parts))
         elif not self.closing:
             transport = self.transport
@@ -571,6 +509,12 @@ class HTTPConnection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.pause_reading()
 
+    def resume_reading(self) -> None:
+        if self.reading_paused and not self.closing:
+            self.reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+
     def _close(self) -> None:
         # Requests pipelined behind the last answered one are never served.
         self._drop_pending()
@@ -596,14 +540,15 @@ class HTTPConnection(asyncio.Protocol):
     def send_error(self, status: int, message: str, *, retry_after: float = 0.0) -> None:
         """Answer a server-generated error and close the connection."""
         ctx = self.ctx
-        body = f"{status} {reason_phrase(status)}: {message}\n".encode()
-        retry = f"Retry-After: {max(1, math.ceil(retry_after))}\r\n" if retry_after else ""
-        head = (
-            f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n{retry}"
-        ).encode()
-        self.write(head + ctx.date_header + ctx.server_header + b"\r\n" + body)
+        self.write(
+            error_response(
+                status,
+                reason_phrase(status),
+                message,
+                extra=ctx.date_header + ctx.server_header,
+                retry_after=max(1, math.ceil(retry_after)) if retry_after else 0,
+            )
+        )
         self.state = APP
         self.deadline = monotonic() + ctx.config.write_timeout
         self._close()

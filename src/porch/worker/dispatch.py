@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from porch.errors import BodyUnavailable
 from porch.log import escape
 from porch.protocol.events import RequestHead
-from porch.protocol.h1 import ResponseFraming, header_lines
+from porch.protocol.framing import ResponseFraming, header_lines
 from porch.wsgi.file_wrapper import FileWrapper
 from porch.wsgi.response import StartResponse
 
@@ -34,7 +34,7 @@ error_log: Final = logging.getLogger("porch.error")
 _THREAD_QUEUE_BYTES: Final = 256 * 1024  # body bytes a thread may have queued for the loop
 # A list result smaller than this goes out as one bytes object with its head (one
 # copy); a larger body is written after its head without being copied (writev).
-_JOIN_MAX_BYTES: Final = 16384
+JOIN_MAX_BYTES: Final = 16384
 _ERROR_500: Final = "500 Internal Server Error"
 _ERROR_BODY: Final = b"500 Internal Server Error\n"
 
@@ -160,7 +160,7 @@ class Exchange(StartResponse):
         """
         body = result[0] if len(result) == 1 else b"".join(result)
         if self.framing is None:
-            if len(body) < _JOIN_MAX_BYTES:  # one bytes object, one copy
+            if len(body) < JOIN_MAX_BYTES:  # one bytes object, one copy
                 return [self._begin(len(body), body)]
             head = self._begin(len(body))
             # The length is known, so never chunked: no tail. body() drops it for HEAD.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from live_worker import Gate, Mode, Probe, Serve, get, validated
+from live_worker import Gate, LiveWorker, Mode, Probe, Serve, get, validated
 
 from porch.errors import ExitCode
 
@@ -198,6 +198,58 @@ def test_watchdog_ignores_a_response_paused_on_a_slow_reader(serve: Serve, probe
         time.sleep(0.8)
         received = len(slow.buf)
         while received < 65536 * 128:
+            data = slow.sock.recv(1 << 20)
+            assert data
+            received += len(data)
+    assert worker.alive()
+    assert "Request timeout" not in worker.log()
+
+
+@pytest.mark.parametrize("mode", ["inline-uvloop", "threads-asyncio"], indirect=True)
+def test_watchdog_does_not_count_the_wait_when_a_response_resumes(
+    serve: Serve, probe: Probe
+) -> None:
+    # The client reads nothing for 2 s (past --timeout 1), then everything. The
+    # app works 0.5 s in all, most of it after the pause: measured from the
+    # request's start, the resumed iteration would be 2.5 s old and reported.
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+
+        def body() -> Any:
+            yield from [b"f" * (1 << 20)] * 8  # more than the socket buffers take
+            for _ in range(10):
+                time.sleep(0.05)  # the app's own work, 0.5 s in all
+                yield b"s" * 65536
+
+        return body()
+
+    read_after_a_pause(serve(validated(app), timeout=1.0))
+
+
+@pytest.mark.parametrize("mode", ["threads-uvloop"], indirect=True)
+def test_watchdog_does_not_count_a_write_blocked_on_a_slow_reader(serve: Serve) -> None:
+    # The legacy write() blocks its app thread while the client is behind; the
+    # 2 s it waits are not the app's time once it goes on.
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        for _ in range(8):
+            write(b"f" * (1 << 20))
+        for _ in range(10):
+            time.sleep(0.05)
+            write(b"s" * 65536)
+        return []
+
+    read_after_a_pause(serve(validated(app), timeout=1.0))
+
+
+def read_after_a_pause(worker: LiveWorker) -> None:
+    """Read a 8 MiB + 640 KiB response, leaving it unread for 2 s after its head."""
+    with worker.connect(rcvbuf=16384) as slow:
+        slow.send(get("/"))
+        assert slow.read_head().status == 200
+        time.sleep(2.0)
+        received = len(slow.buf)
+        while received < 8 * (1 << 20) + 10 * 65536:
             data = slow.sock.recv(1 << 20)
             assert data
             received += len(data)

@@ -182,8 +182,8 @@ class Config:
         Kind.SECONDS,
         "-t",
         "--timeout",
-        help="A request running longer than this is logged with its stack and its worker "
-        "replaced; 0 disables.",
+        help="A request whose app runs longer than this is logged with its stack and its "
+        "worker replaced; time spent waiting for a slow client does not count; 0 disables.",
         section="Processes",
     )
     graceful_timeout: float = setting(

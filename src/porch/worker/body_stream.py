@@ -202,18 +202,18 @@ class BodyStream(StreamingInput):
             conn.ctx.to_loop(self._send_continue)
         # A little longer than the loop's own body deadline, which answers 408 first.
         timeout = conn.ctx.config.body_timeout + 1.0
-        inflight = conn.ctx.inflight.requests
+        inflight = conn.ctx.inflight.threads
         ident = threading.get_ident()
-        entry = inflight.pop(ident, None)
+        exchange = inflight.pop(ident, None)
         waited_from = monotonic()
         try:
             while not self._chunks and not self._ended and self._error is None:
                 if not self._cond.wait(timeout):
                     self._error = "timed out waiting for the request body"
         finally:
-            if entry is not None:  # back in the watchdog's view, without the time waited
-                method, path, started, owner = entry
-                inflight[ident] = (method, path, started + monotonic() - waited_from, owner)
+            if exchange is not None:  # back in the watchdog's view, without the time waited
+                exchange.watch_from += monotonic() - waited_from
+                inflight[ident] = exchange
 
     def _send_continue(self) -> None:
         conn = self._conn

@@ -42,12 +42,21 @@ def reason_phrase(status: int) -> str:
 
 
 class InFlight:
-    """Requests currently inside the app, for the watchdog: thread id -> (method, path, start)."""
+    """Requests whose app code is running now, for the watchdog.
 
-    __slots__ = ("requests",)
+    ``loop`` is the exchange running on the event loop thread (inline mode),
+    ``threads`` the ones running on app threads, by thread id. An exchange is
+    here only while its app or its result's iteration runs: not while it waits
+    for the client (see ``Exchange.watch_from``). The inline slot is one
+    attribute store per request, where a table entry cost a tuple and two dict
+    operations (0.1-0.2 µs per hello request).
+    """
+
+    __slots__ = ("loop", "threads")
 
     def __init__(self) -> None:
-        self.requests: dict[int, tuple[str, bytes, float, HTTPConnection]] = {}
+        self.loop: Exchange | None = None
+        self.threads: dict[int, Exchange] = {}
 
 
 class WorkerContext:

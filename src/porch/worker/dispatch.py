@@ -57,10 +57,12 @@ class Exchange(StartResponse):
         "gone",
         "head",
         "iterator",
+        "paused_at",
         "queued",
         "result",
         "since",
         "suspended",
+        "watch_from",
     )
 
     def __init__(
@@ -79,6 +81,11 @@ class Exchange(StartResponse):
         self.queued = 0
         self.cond: threading.Condition | None = None
         self.since = monotonic()
+        # What the watchdog measures --timeout from: ``since``, moved on by each wait
+        # for a slow client (a paused or parked iteration, a blocked write(), a body
+        # read in threads mode), which is not the app running.
+        self.watch_from = self.since
+        self.paused_at = 0.0  # when the iteration last stopped for the client
         self.suspended = False  # threads mode: iteration parked until the client reads
         StartResponse.__init__(self)  # this object is the app's start_response
 
@@ -250,11 +257,9 @@ class Exchange(StartResponse):
     # --- inline mode (loop thread) -------------------------------------------------------
 
     def _run_inline(self) -> None:
-        inflight = self.ctx.inflight.requests
-        ident = self.ctx.loop_thread
+        inflight = self.ctx.inflight
         conn = self.conn
-        head = self.head
-        inflight[ident] = (head.method, head.path, self.since, conn)
+        inflight.loop = self
         try:
             result = self.result = self.app(self.environ, self)
             if type(result) is list or type(result) is tuple:
@@ -276,7 +281,7 @@ class Exchange(StartResponse):
             self._fail_inline(exc)
             return
         finally:
-            inflight.pop(ident, None)
+            inflight.loop = None
         self._pump()
 
     def _pump(self) -> None:
@@ -284,9 +289,9 @@ class Exchange(StartResponse):
         conn = self.conn
         iterator = self.iterator
         assert iterator is not None
-        inflight = self.ctx.inflight.requests
-        ident = self.ctx.loop_thread
-        inflight[ident] = (self.head.method, self.head.path, self.since, conn)
+        self._unpaused()
+        inflight = self.ctx.inflight
+        inflight.loop = self
         try:
             for chunk in iterator:
                 if chunk:
@@ -298,6 +303,7 @@ class Exchange(StartResponse):
                     self._abandon()
                     return
                 if conn.write_paused:
+                    self.paused_at = monotonic()
                     return  # resume() continues from here
             conn.write(self._tail())
         except Exception as exc:
@@ -305,9 +311,16 @@ class Exchange(StartResponse):
             self._fail_inline(exc)
             return
         finally:
-            inflight.pop(ident, None)
+            inflight.loop = None
         self.iterator = None
         self._finish()
+
+    def _unpaused(self) -> None:
+        """An iteration continues after waiting for the client: that wait is not
+        the app's time, so the watchdog's clock moves on by it."""
+        if self.paused_at:
+            self.watch_from += monotonic() - self.paused_at
+            self.paused_at = 0.0
 
     def _fail_inline(self, exc: Exception) -> None:
         self._log_failure(exc)
@@ -396,9 +409,9 @@ class Exchange(StartResponse):
     # --- threads mode (pool thread) -------------------------------------------------------
 
     def _run_threaded(self) -> None:
-        inflight = self.ctx.inflight.requests
+        inflight = self.ctx.inflight.threads
         ident = threading.get_ident()
-        inflight[ident] = (self.head.method, self.head.path, self.since, self.conn)
+        inflight[ident] = self
         try:
             result = self.result = self.app(self.environ, self)
             if type(result) is list or type(result) is tuple:
@@ -428,9 +441,10 @@ class Exchange(StartResponse):
         """
         iterator = self.iterator
         assert iterator is not None
-        inflight = self.ctx.inflight.requests
+        self._unpaused()
+        inflight = self.ctx.inflight.threads
         ident = threading.get_ident()
-        inflight[ident] = (self.head.method, self.head.path, self.since, self.conn)
+        inflight[ident] = self
         try:
             if self.gone:
                 raise ClientGone
@@ -471,6 +485,7 @@ class Exchange(StartResponse):
             self.ctx.to_loop(self._loop_write, data)
             if self._backed_up():
                 self.suspended = True
+                self.paused_at = monotonic()
                 return True
         return False
 
@@ -492,17 +507,21 @@ class Exchange(StartResponse):
         cond = self.cond
         assert cond is not None
         conn = self.conn
-        inflight = self.ctx.inflight.requests
+        inflight = self.ctx.inflight.threads
         with cond:
             if (self.queued > _THREAD_QUEUE_BYTES or conn.write_paused) and not self.gone:
-                # Waiting on a slow reader is not the app hanging: leave the watchdog's view.
-                entry = inflight.pop(threading.get_ident(), None)
-                deadline = monotonic() + self.ctx.config.write_timeout
+                # Waiting on a slow reader is not the app hanging: leave the watchdog's
+                # view, and do not count the wait when coming back.
+                ident = threading.get_ident()
+                watched = inflight.pop(ident, None) is not None
+                waited_from = monotonic()
+                deadline = waited_from + self.ctx.config.write_timeout
                 while (self.queued > _THREAD_QUEUE_BYTES or conn.write_paused) and not self.gone:
                     if not cond.wait(deadline - monotonic()) and monotonic() > deadline:
                         self.gone = True
-                if entry is not None:
-                    inflight[threading.get_ident()] = entry
+                if watched:
+                    self.watch_from += monotonic() - waited_from
+                    inflight[ident] = self
             if self.gone:
                 raise ClientGone
             self.queued += len(data)

@@ -40,7 +40,7 @@ class Watchdog(threading.Thread):
         self._timeout_s = timeout_s
         self._loop_thread = loop_thread
         self._on_hung = on_hung
-        self._reported: set[int] = set()
+        self._reported: set[tuple[int, float]] = set()
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
@@ -52,13 +52,19 @@ class Watchdog(threading.Thread):
             self.check(time.monotonic())
 
     def check(self, now: float) -> None:
-        for ident, (method, path, started, conn) in list(self._inflight.requests.items()):
-            elapsed = now - started
-            key = id(conn) ^ int(started * 1000)
+        inflight = self._inflight
+        running = list(inflight.threads.items())
+        inline = inflight.loop
+        if inline is not None:
+            running.append((self._loop_thread, inline))
+        for ident, exchange in running:
+            elapsed = now - exchange.watch_from
+            key = (id(exchange), exchange.since)
             if elapsed <= self._timeout_s or key in self._reported:
                 continue
             self._reported.add(key)
-            self.report(ident, method, path, elapsed, conn)
+            head = exchange.head
+            self.report(ident, head.method, head.path, elapsed, exchange.conn)
 
     def report(
         self, ident: int, method: str, path: bytes, elapsed: float, conn: HTTPConnection

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from porch.protocol.events import RequestHead
 from porch.types import Environ
 from porch.wsgi import environ as environ_module
-from porch.wsgi.environ import base_environ, build_environ, environ_key
+from porch.wsgi.environ import FORWARDING_KEYS, base_environ, build_environ, environ_key
 from porch.wsgi.file_wrapper import FileWrapper
 from porch.wsgi.input import EMPTY_INPUT
 
@@ -272,3 +272,63 @@ def test_any_headers_give_a_valid_environ(
     for key in environ:
         if key.startswith("HTTP_"):
             assert any(environ_key(name) == key for name, _ in headers)
+
+
+FORWARDING_NAMES = st.sampled_from(
+    [
+        b"X-Forwarded-For",
+        b"x-forwarded-proto",
+        b"FORWARDED",
+        b"X-Forwarded-Prefix",
+        b"X-FORWARDED-host",
+        b"x-Forwarded-Port",
+        b"X_Forwarded_For",  # dropped (an underscore): not a forwarding header
+    ]
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(headers=st.lists(st.tuples(st.one_of(NAMES, FORWARDING_NAMES), VALUES), max_size=8))
+def test_on_forwarding_runs_exactly_when_a_forwarding_header_came(
+    make_head: HeadFactory, headers: list[tuple[bytes, bytes]]
+) -> None:
+    # The worker skips trusted-proxy handling for requests without these headers.
+    head = make_head(headers=tuple(headers), host=None)
+    expected = any(environ_key(name) in FORWARDING_KEYS for name, _ in headers)
+    for _ in range(2):  # the first build may fill the name caches, the second reads them
+        seen: list[Environ] = []
+        environ = build_environ(
+            head,
+            make_base(),
+            wsgi_input=EMPTY_INPUT,
+            remote_addr="192.0.2.7",
+            remote_port="51234",
+            on_forwarding=seen.append,
+        )
+        assert seen == ([environ] if expected else [])
+
+
+def test_forwarding_names_stay_out_of_the_key_cache_and_their_cache_is_bounded(
+    make_head: HeadFactory,
+) -> None:
+    spellings = [
+        ("x-" + "".join(c.upper() if i >> n & 1 else c for n, c in enumerate("forwarded"))).encode()
+        + suffix
+        for i in range(512)
+        for suffix in (b"-for", b"-For")
+    ]
+    assert len(set(spellings)) == 1024
+    seen: list[Environ] = []
+    for name in spellings:
+        head = make_head(headers=((name, b"198.51.100.1"),))
+        build_environ(
+            head,
+            make_base(),
+            wsgi_input=EMPTY_INPUT,
+            remote_addr="192.0.2.7",
+            remote_port="51234",
+            on_forwarding=seen.append,
+        )
+    assert len(seen) == len(spellings)  # noticed with the cache full too
+    assert len(environ_module._FORWARDING_CACHE) <= environ_module._KEY_CACHE_MAX
+    assert not any(key in FORWARDING_KEYS for key in environ_module._KEY_CACHE.values())

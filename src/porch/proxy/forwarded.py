@@ -15,18 +15,12 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any, Final
 
-from porch.wsgi.environ import apply_host
+from porch.wsgi.environ import FORWARDING_KEYS, apply_host
 
 __all__ = ["ForwardedRules"]
 
-_X_HEADERS: Final = (
-    "HTTP_X_FORWARDED_FOR",
-    "HTTP_X_FORWARDED_PROTO",
-    "HTTP_X_FORWARDED_HOST",
-    "HTTP_X_FORWARDED_PORT",
-    "HTTP_X_FORWARDED_PREFIX",
-)
-_HEADERS: Final = ("HTTP_FORWARDED", *_X_HEADERS)
+_HEADERS: Final = FORWARDING_KEYS
+_X_HEADERS: Final = tuple(key for key in FORWARDING_KEYS if key != "HTTP_FORWARDED")
 _SCHEMES: Final = frozenset({"http", "https"})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -69,7 +63,11 @@ class ForwardedRules:
         return any(ip in net for net in self._networks)
 
     def apply(self, environ: dict[str, Any]) -> None:
-        """Rewrite ``environ`` in place for the peer in ``REMOTE_ADDR``."""
+        """Rewrite ``environ`` in place for the peer in ``REMOTE_ADDR``.
+
+        The worker calls it only for requests with a forwarding header
+        (``build_environ``'s ``on_forwarding``); it checks again, so any caller may.
+        """
         for key in _HEADERS:
             if key in environ:
                 break

@@ -333,8 +333,8 @@ class HTTPConnection(asyncio.Protocol):
             wsgi_input=self.input if self.input is not None else EMPTY_INPUT,
             remote_addr=self.remote_addr,
             remote_port=self.remote_port,
+            on_forwarding=ctx.apply_forwarding,
         )
-        ctx.forwarded.apply(environ)
         if ctx.client_limits.active:
             wait = ctx.client_limits.retry_after(environ["REMOTE_ADDR"])
             if wait:

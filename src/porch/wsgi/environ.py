@@ -3,23 +3,24 @@
 ``base_environ`` runs once per listener and worker; ``build_environ`` runs per
 request on the hot path: a dict copy, one pass over the headers, no regex.
 
-Seam for later work: trusted-proxy handling (``X-Forwarded-*``, ``Forwarded``)
-belongs in a separate function that rewrites ``REMOTE_ADDR``,
-``wsgi.url_scheme``, ``SERVER_NAME`` and ``SERVER_PORT`` of the dict
-``build_environ`` returns, only for peers in the trusted list. Nothing here
-trusts those headers.
+Trusted-proxy handling (``X-Forwarded-*``, ``Forwarded``) lives in
+``porch.proxy.forwarded``: ``build_environ`` notices those headers while it
+copies the others and hands the environ to ``on_forwarding``, which rewrites
+``REMOTE_ADDR``, ``wsgi.url_scheme``, ``SERVER_NAME`` and ``SERVER_PORT`` for
+trusted peers and strips the headers for the rest. Nothing here trusts them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, Final, TextIO
 from urllib.parse import unquote_to_bytes
 
 from porch.protocol.events import RequestHead
 from porch.types import Environ
 
-__all__ = ["apply_host", "base_environ", "build_environ", "environ_key"]
+__all__ = ["FORWARDING_KEYS", "apply_host", "base_environ", "build_environ", "environ_key"]
 
 _DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 _PROTOCOLS: Final = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
@@ -31,6 +32,20 @@ _UNPREFIXED: Final = {b"CONTENT-TYPE": "CONTENT_TYPE", b"CONTENT-LENGTH": "CONTE
 # Bounded so that a peer sending random names cannot grow it without limit.
 _KEY_CACHE: Final[dict[bytes, str | None]] = {}
 _KEY_CACHE_MAX: Final = 512
+# The forwarding headers a trusted proxy sets (porch.proxy.forwarded). Their names
+# are kept out of _KEY_CACHE, in a cache of their own: a request without any of
+# them (the common case) is then known for free, by the header loop's cache hits,
+# instead of by six environ lookups per request (0.15-0.25 µs).
+_X_FORWARDED_KEYS: Final = (
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_PREFIX",
+)
+FORWARDING_KEYS: Final = ("HTTP_FORWARDED", *_X_FORWARDED_KEYS)
+_FORWARDING_KEY_SET: Final = frozenset(FORWARDING_KEYS)
+_FORWARDING_CACHE: Final[dict[bytes, str]] = {}  # header name (as received) -> its key
 _HOST_PARTS: Final[dict[bytes, tuple[str, str, str]]] = {}  # authority -> _split_host(authority)
 
 
@@ -77,16 +92,30 @@ def build_environ(
     wsgi_input: object,
     remote_addr: str,
     remote_port: str,
+    on_forwarding: Callable[[Environ], None] | None = None,
 ) -> Environ:
-    """Return a fresh environ for ``head``: a copy of ``base`` plus the per-request keys."""
+    """Return a fresh environ for ``head``: a copy of ``base`` plus the per-request keys.
+
+    ``on_forwarding`` is called with the finished environ when the request has
+    a forwarding header (``FORWARDING_KEYS``), and only then.
+    """
     environ = base.copy()
     cache = _KEY_CACHE
+    forwarding = False
     for raw_name, raw_value in head.headers:
         key = cache.get(raw_name, "")
         if key == "":
-            key = environ_key(raw_name)
-            if len(cache) < _KEY_CACHE_MAX:
-                cache[raw_name] = key
+            key = _FORWARDING_CACHE.get(raw_name)
+            if key is not None:
+                forwarding = True
+            else:
+                key = environ_key(raw_name)
+                if key in _FORWARDING_KEY_SET:
+                    forwarding = True
+                    if len(_FORWARDING_CACHE) < _KEY_CACHE_MAX:
+                        _FORWARDING_CACHE[raw_name] = key
+                elif len(cache) < _KEY_CACHE_MAX:
+                    cache[raw_name] = key
         if key is None:
             continue
         value = raw_value.decode("latin-1")
@@ -114,6 +143,8 @@ def build_environ(
     environ["wsgi.input"] = wsgi_input
     if head.host is not None:
         apply_host(environ, head.host)
+    if forwarding and on_forwarding is not None:
+        on_forwarding(environ)
     return environ
 
 

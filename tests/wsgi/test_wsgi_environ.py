@@ -145,11 +145,20 @@ def test_duplicate_headers_are_joined(make_head: HeadFactory) -> None:
         (b"Cookie", b"a=1"),
         (b"Cookie", b"b=2"),
         (b"x-forwarded-for", b"10.0.0.2"),
+        # Equal one-character and empty values are one shared str object each in
+        # CPython: still two fields, joined.
+        (b"X-One", b"1"),
+        (b"X-One", b"1"),
+        (b"X-Empty", b""),
+        (b"X-Empty", b""),
+        (b"X-Empty", b""),
     )
     environ = build(make_head(headers=headers))
     assert environ["HTTP_ACCEPT"] == "text/html,application/json"
     assert environ["HTTP_COOKIE"] == "a=1; b=2"
     assert environ["HTTP_X_FORWARDED_FOR"] == "10.0.0.1,10.0.0.2"
+    assert environ["HTTP_X_ONE"] == "1,1"
+    assert environ["HTTP_X_EMPTY"] == ",,"
 
 
 def test_header_names_with_underscore_are_dropped(make_head: HeadFactory) -> None:

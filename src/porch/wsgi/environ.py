@@ -24,6 +24,7 @@ __all__ = ["FORWARDING_KEYS", "apply_host", "base_environ", "build_environ", "en
 
 _DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 _PROTOCOLS: Final = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_HTTP_HOST: Final = "HTTP_HOST"
 _PERCENT: Final = ord("%")
 _UNDERSCORE: Final = ord("_")
 # PEP 3333 "CONTENT_TYPE", "CONTENT_LENGTH": no HTTP_ prefix for these two.
@@ -102,6 +103,7 @@ def build_environ(
     environ = base.copy()
     cache = _KEY_CACHE
     forwarding = False
+    host = head.host
     for raw_name, raw_value in head.headers:
         key = cache.get(raw_name, "")
         if key == "":
@@ -116,14 +118,15 @@ def build_environ(
                         _FORWARDING_CACHE[raw_name] = key
                 elif len(cache) < _KEY_CACHE_MAX:
                     cache[raw_name] = key
-        if key is None:
-            continue
+        if key is None or (key is _HTTP_HOST and host is not None):
+            continue  # dropped; or Host, which apply_host sets below from its cache
         value = raw_value.decode("latin-1")
-        if key in environ:
-            # RFC 9110 §5.3: repeated fields combine with ","; RFC 6265 §5.4:
+        size = len(environ)
+        first = environ.setdefault(key, value)  # one lookup, not "in" then a store
+        if len(environ) == size:
+            # A repeated field. RFC 9110 §5.3: they combine with ","; RFC 6265 §5.4:
             # the Cookie header is the exception, its pairs join with "; ".
-            value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
-        environ[key] = value
+            environ[key] = first + ("; " if key == "HTTP_COOKIE" else ",") + value
 
     path = head.path
     if _PERCENT in path:  # an int: see protocol/h1.py on ``bytes in bytes``
@@ -141,8 +144,8 @@ def build_environ(
     environ["REMOTE_ADDR"] = remote_addr
     environ["REMOTE_PORT"] = remote_port
     environ["wsgi.input"] = wsgi_input
-    if head.host is not None:
-        apply_host(environ, head.host)
+    if host is not None:
+        apply_host(environ, host)
     if forwarding and on_forwarding is not None:
         on_forwarding(environ)
     return environ
@@ -158,6 +161,8 @@ def environ_key(raw_name: bytes) -> str | None:
     if _UNDERSCORE in raw_name:
         return None
     upper = raw_name.upper()
+    if upper == b"HOST":
+        return _HTTP_HOST  # this very object: build_environ recognizes it by identity
     unprefixed = _UNPREFIXED.get(upper)
     if unprefixed is not None:
         return unprefixed

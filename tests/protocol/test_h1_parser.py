@@ -310,3 +310,41 @@ def test_proxy_connection_does_not_make_an_http10_request_http11() -> None:
 
 def whole_events(data: bytes) -> list[object]:
     return list(feed_pieces(whole(data), H1Limits()))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (b"GET / HTTP/1.1\r\n", b"POST / HTTP/1.1\r\n"),
+        (b"POST / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\n"),
+        (b"GET / HTTP/1.0\r\n", b"HEAD / HTTP/1.1\r\n"),
+        (b"GETX / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\n"),  # not GET (llhttp's verdict)
+        (b"\r\nGET / HTTP/1.1\r\n", b"DELETE / HTTP/1.1\r\n"),
+    ],
+)
+def test_method_is_the_same_whatever_the_reads(first: bytes, second: bytes) -> None:
+    # feed() sees "GET " at the start of a request's first read; llhttp is asked
+    # otherwise. Both must agree, and no verdict carries over to the next request.
+    one = first + b"Host: a\r\nConnection: keep-alive\r\n\r\n"
+    stream = one + second + b"Host: a\r\nConnection: close\r\n\r\n"
+    reference = [
+        (e.method if isinstance(e, RequestHead) else type(e).__name__)
+        for e in feed_pieces(byte_by_byte(stream), H1Limits())
+        if isinstance(e, (RequestHead, BadRequest))
+    ]
+    for pieces in ([stream], [stream[:3], stream[3:]], [stream[: len(one)], stream[len(one) :]]):
+        seen = [
+            (e.method if isinstance(e, RequestHead) else type(e).__name__)
+            for e in feed_pieces(pieces, H1Limits())
+            if isinstance(e, (RequestHead, BadRequest))
+        ]
+        assert seen == reference, pieces
+
+
+def test_a_bad_host_after_good_ones_on_the_same_connection_is_refused() -> None:
+    parser = H1Parser(limits=H1Limits())
+    for _ in range(2):  # the second one is checked against the connection's last good Host
+        events = parser.feed(b"GET / HTTP/1.1\r\nHost: good.example\r\n\r\n")
+        assert isinstance(events[0], RequestHead) and events[0].host == b"good.example"
+    events = parser.feed(b"GET / HTTP/1.1\r\nHost: bad host\r\n\r\n")
+    assert [(type(e), getattr(e, "status", None)) for e in events] == [(BadRequest, 400)]

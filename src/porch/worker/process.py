@@ -10,7 +10,6 @@ import random
 import signal
 import socket
 import sys
-import threading
 from typing import TYPE_CHECKING, NoReturn
 
 from porch.edge.compress import Compressor
@@ -163,7 +162,7 @@ class Worker:
             self.watchdog = Watchdog(
                 inflight=ctx.inflight,
                 timeout_s=config.timeout,
-                loop_thread=threading.get_ident(),
+                loop_thread=ctx.loop_thread,
                 on_hung=self._hung,
             )
             self.watchdog.start()

@@ -36,13 +36,18 @@ def make_base(scheme: str = "http", script_name: str = "") -> Environ:
     )
 
 
-def build(head: Any, base: Environ | None = None) -> Environ:
+def build(
+    head: Any,
+    base: Environ | None = None,
+    on_forwarding: Callable[[Environ], None] | None = None,
+) -> Environ:
     environ = build_environ(
         head,
         make_base() if base is None else base,
         wsgi_input=EMPTY_INPUT,
         remote_addr="192.0.2.7",
         remote_port="51234",
+        on_forwarding=on_forwarding,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -306,14 +311,7 @@ def test_on_forwarding_runs_exactly_when_a_forwarding_header_came(
     expected = any(environ_key(name) in FORWARDING_KEYS for name, _ in headers)
     for _ in range(2):  # the first build may fill the name caches, the second reads them
         seen: list[Environ] = []
-        environ = build_environ(
-            head,
-            make_base(),
-            wsgi_input=EMPTY_INPUT,
-            remote_addr="192.0.2.7",
-            remote_port="51234",
-            on_forwarding=seen.append,
-        )
+        environ = build(head, on_forwarding=seen.append)
         assert seen == ([environ] if expected else [])
 
 
@@ -329,15 +327,7 @@ def test_forwarding_names_stay_out_of_the_key_cache_and_their_cache_is_bounded(
     assert len(set(spellings)) == 1024
     seen: list[Environ] = []
     for name in spellings:
-        head = make_head(headers=((name, b"198.51.100.1"),))
-        build_environ(
-            head,
-            make_base(),
-            wsgi_input=EMPTY_INPUT,
-            remote_addr="192.0.2.7",
-            remote_port="51234",
-            on_forwarding=seen.append,
-        )
+        build(make_head(headers=((name, b"198.51.100.1"),)), on_forwarding=seen.append)
     assert len(seen) == len(spellings)  # noticed with the cache full too
     assert len(environ_module._FORWARDING_CACHE) <= environ_module._KEY_CACHE_MAX
     assert not any(key in FORWARDING_KEYS for key in environ_module._KEY_CACHE.values())

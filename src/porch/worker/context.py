@@ -97,8 +97,10 @@ class WorkerContext:
         )
         # From an app thread: run a call on the loop (batched wake-ups, in order).
         self.to_loop = LoopInbox(loop).post
-        self.forwarded = ForwardedRules(config.forwarded_allow_ips, style=config.forwarded_headers)
-        self.apply_forwarding = self.forwarded.apply  # bound once, not per request
+        # Trusted-proxy rules, bound once (build_environ calls it for forwarding headers).
+        self.apply_forwarding = ForwardedRules(
+            config.forwarded_allow_ips, style=config.forwarded_headers
+        ).apply
         self.proxy_allow = ForwardedRules(config.proxy_allow_from)
         self.static: StaticFiles | None = None
         if config.static:  # imported only when configured: most workers serve no files

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from porch.config.settings import Config
 from porch.errors import ConfigError
-from porch.types import Environ, ResponseHeaders
+from porch.types import Environ, HeaderPairs
 
 __all__ = [
     "ACCESS_LOGGER",
@@ -252,7 +252,7 @@ def _wsgi_text(value: str) -> str:
 
 # --- access-log atoms ----------------------------------------------------------
 
-_Atom = Callable[[Environ, str, ResponseHeaders, int, float], str]
+_Atom = Callable[[Environ, str, HeaderPairs, int, float], str]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -323,7 +323,7 @@ def _atom_request_line(environ: Environ, *_: object) -> str:
 
 
 def _atom_time(
-    environ: Environ, status: str, headers: ResponseHeaders, body_bytes: int, duration_s: float
+    environ: Environ, status: str, headers: HeaderPairs, body_bytes: int, duration_s: float
 ) -> str:
     # Apache semantics: the time the request started.
     return _clf_clock(time.time() - duration_s)
@@ -334,37 +334,37 @@ def _atom_status(environ: Environ, status: str, *_: object) -> str:
 
 
 def _atom_bytes(
-    environ: Environ, status: str, headers: ResponseHeaders, body_bytes: int, duration_s: float
+    environ: Environ, status: str, headers: HeaderPairs, body_bytes: int, duration_s: float
 ) -> str:
     return str(body_bytes)
 
 
 def _atom_bytes_or_dash(
-    environ: Environ, status: str, headers: ResponseHeaders, body_bytes: int, duration_s: float
+    environ: Environ, status: str, headers: HeaderPairs, body_bytes: int, duration_s: float
 ) -> str:
     return str(body_bytes) if body_bytes else "-"
 
 
 def _atom_seconds(
-    environ: Environ, status: str, headers: ResponseHeaders, body_bytes: int, duration_s: float
+    environ: Environ, status: str, headers: HeaderPairs, body_bytes: int, duration_s: float
 ) -> str:
     return str(int(duration_s))
 
 
 def _atom_millis(
-    environ: Environ, status: str, headers: ResponseHeaders, body_bytes: int, duration_s: float
+    environ: Environ, status: str, headers: HeaderPairs, body_bytes: int, duration_s: float
 ) -> str:
     return str(int(duration_s * 1_000))
 
 
 def _atom_micros(
-    environ: Environ, status: str, headers: ResponseHeaders, body_bytes: int, duration_s: float
+    environ: Environ, status: str, headers: HeaderPairs, body_bytes: int, duration_s: float
 ) -> str:
     return str(int(duration_s * 1_000_000))
 
 
 def _atom_decimal_seconds(
-    environ: Environ, status: str, headers: ResponseHeaders, body_bytes: int, duration_s: float
+    environ: Environ, status: str, headers: HeaderPairs, body_bytes: int, duration_s: float
 ) -> str:
     return f"{duration_s:.6f}"
 
@@ -386,7 +386,7 @@ def _request_header_atom(name: str) -> _Atom:
 def _response_header_atom(name: str) -> _Atom:
     wanted = name.strip().lower()
 
-    def atom(environ: Environ, status: str, headers: ResponseHeaders, *_: object) -> str:
+    def atom(environ: Environ, status: str, headers: HeaderPairs, *_: object) -> str:
         values = [value for field, value in headers if field.lower() == wanted]
         return escape(", ".join(values)) if values else "-"
 
@@ -497,7 +497,7 @@ class AccessLog:
         self,
         environ: Environ,
         status: str,
-        response_headers: ResponseHeaders,
+        response_headers: HeaderPairs,
         body_bytes: int,
         duration_s: float,
     ) -> str:
@@ -514,7 +514,7 @@ class AccessLog:
         self,
         environ: Environ,
         status: str,
-        response_headers: ResponseHeaders,
+        response_headers: HeaderPairs,
         body_bytes: int,
         duration_s: float,
     ) -> None:

@@ -7,7 +7,7 @@ These aliases are structurally compatible with ``wsgiref.types``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Protocol, TypeAlias
 
@@ -24,6 +24,9 @@ WriteCallable: TypeAlias = Callable[[bytes], object]
 """The legacy ``write(data)`` callable returned by ``start_response``."""
 
 ResponseHeaders: TypeAlias = list[tuple[str, str]]
+
+HeaderPairs: TypeAlias = Sequence[tuple[str, str]]
+"""Response headers as porch holds them once validated (read-only; a tuple)."""
 
 
 class StartResponse(Protocol):
@@ -44,6 +47,7 @@ WSGIApp: TypeAlias = Callable[[Environ, StartResponse], Iterable[bytes]]
 __all__ = [
     "Environ",
     "ExcInfo",
+    "HeaderPairs",
     "ResponseHeaders",
     "StartResponse",
     "WSGIApp",

@@ -40,7 +40,7 @@ def test_records_status_and_headers() -> None:
     assert start.started
     assert start.status == "201 Created"
     assert start.status_code == 201
-    assert start.headers == headers
+    assert list(start.headers) == headers
     assert start.content_length == 5
     assert start.close_connection is False
     assert start.headers_sent is False
@@ -82,7 +82,7 @@ def test_exc_info_before_headers_sent_replaces_the_head() -> None:
     start("200 OK", [("Content-Length", "10"), ("Connection", "close")])
     start("500 Internal Server Error", [("Content-Type", "text/plain")], current_exc_info())
     assert start.status_code == 500
-    assert start.headers == [("Content-Type", "text/plain")]
+    assert list(start.headers) == [("Content-Type", "text/plain")]
     assert start.content_length is None
     assert start.close_connection is False
 
@@ -117,7 +117,7 @@ def test_failed_validation_leaves_the_state_unchanged() -> None:
     start("200 OK", [("X-A", "1")])
     with pytest.raises(AppResponseError):
         start("500 Oops", [("Bad Name", "v")], current_exc_info())
-    assert (start.status, start.headers) == ("200 OK", [("X-A", "1")])
+    assert (start.status, list(start.headers)) == ("200 OK", [("X-A", "1")])
 
 
 @pytest.mark.parametrize(
@@ -204,7 +204,7 @@ def test_invalid_header_containers(headers: Any) -> None:
 def test_lenient_containers_are_normalised() -> None:
     start = new()
     start("200 OK", ([b"X".decode(), "1"],))  # type: ignore[arg-type]
-    assert start.headers == [("X", "1")]
+    assert list(start.headers) == [("X", "1")]
 
 
 @pytest.mark.parametrize("name", ["Transfer-Encoding", "transfer-encoding", "Upgrade", "UPGRADE"])
@@ -219,7 +219,7 @@ def test_framing_hop_by_hop_headers_are_refused(name: str) -> None:
 def test_other_hop_by_hop_headers_are_dropped(name: str) -> None:
     start = new()
     start("200 OK", [("X-Before", "1"), (name, "timeout=5"), ("X-After", "2")])
-    assert start.headers == [("X-Before", "1"), ("X-After", "2")]
+    assert list(start.headers) == [("X-Before", "1"), ("X-After", "2")]
     assert start.close_connection is False
 
 
@@ -231,7 +231,7 @@ def test_connection_close_is_honoured(value: str, close: bool) -> None:
     start = new()
     start("200 OK", [("Connection", value)])
     assert start.close_connection is close
-    assert start.headers == []
+    assert list(start.headers) == []
 
 
 @pytest.mark.parametrize(("value", "length"), [("0", 0), ("42", 42), (" 7\t", 7)])
@@ -273,3 +273,69 @@ def test_accepted_names_are_tokens(name: str) -> None:
         return
     assert name and name.isascii()
     assert all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name)
+
+
+# --- remembered heads: apps repeat theirs, validation must still hold -------------
+
+
+def test_a_repeated_constant_head_is_remembered() -> None:
+    pair = ("Content-Type", "text/plain")
+    first, second, third = new(), new(), new()
+    first("200 OK", [pair])
+    second("200 OK", [pair])
+    third("200 OK", [pair])
+    assert first.known is not None
+    assert second.known is first.known and third.known is first.known
+    assert list(third.headers) == [pair] and third.status_code == 200
+
+
+def test_equal_heads_of_other_objects_give_the_same_result() -> None:
+    new()("200 OK", [("X-Equal", "1")])
+    start = new()
+    start("".join(["200", " OK"]), [("".join(["X-", "Equal"]), "1")])
+    assert start.status == "200 OK" and list(start.headers) == [("X-Equal", "1")]
+
+
+def test_the_head_is_a_snapshot_of_the_apps_list() -> None:
+    headers = [("X-Snap", "1")]
+    start = new()
+    start("200 OK", headers)
+    headers.append(("X-Late", "2"))
+    headers[0] = ("X-Snap", "changed")
+    assert list(start.headers) == [("X-Snap", "1")]
+
+
+def test_a_bad_pair_after_a_remembered_head_is_still_refused() -> None:
+    good = ("X-Fine", "1")
+    new()("200 OK", [good])
+    new()("200 OK", [good])  # now the last head found
+    with pytest.raises(AppResponseError, match="invalid value"):
+        new()("200 OK", [("X-Fine", "1\r\nSet-Cookie: a=b")])
+    with pytest.raises(AppResponseError, match="not a \\(name, value\\) pair"):
+        new()("200 OK", [good, ("X",)])
+    with pytest.raises(AppResponseError, match="invalid status"):
+        new()("200", [good])
+
+
+def test_a_list_pair_is_validated_every_time() -> None:
+    pair = ["X-List", "1"]
+    start = new()
+    start("200 OK", [pair])  # type: ignore[list-item]
+    pair[1] = "bad\nvalue"
+    with pytest.raises(AppResponseError, match="invalid value"):
+        new()("200 OK", [pair])  # type: ignore[list-item]
+
+
+def test_a_str_subclass_status_gets_exact_str_values() -> None:
+    class Status(str):
+        pass
+
+    pair = ("X-Sub", "1")
+    new()("200 OK", [pair])
+    new()("200 OK", [pair])
+    start = new()
+    start(Status("200 OK"), [pair])
+    assert type(start.status) is str and start.status == "200 OK"
+    fresh = new()
+    fresh(Status("202 Accepted"), [pair])  # never remembered: validated each time
+    assert fresh.known is not None and fresh.known.key == () and fresh.status_code == 202

@@ -8,6 +8,7 @@ same few again and again). Nothing here reads a socket or calls an app.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 __all__ = ["ResponseFraming", "error_response", "header_lines", "status_line"]
@@ -35,7 +36,7 @@ def status_line(version: str, status: str) -> bytes:
     return line
 
 
-def header_lines(headers: list[tuple[str, str]], *, drop_content_length: bool = False) -> bytes:
+def header_lines(headers: Sequence[tuple[str, str]], *, drop_content_length: bool = False) -> bytes:
     """``Name: value\\r\\n`` for each validated header, joined."""
     lines = []
     cache = _HEADER_LINES
@@ -90,7 +91,7 @@ class ResponseFraming:
         *,
         http_version: str,
         status: str,
-        headers: list[tuple[str, str]],
+        headers: Sequence[tuple[str, str]],
         extra: bytes,
         lines: bytes | None = None,
         body: bytes | None = None,

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable
-from time import monotonic
 from typing import Final
 
 from porch.errors import BodyUnavailable
@@ -35,6 +35,9 @@ from porch.worker.dispatch import JOIN_MAX_BYTES, Exchange
 from porch.worker.sendfile import SendFile
 from porch.wsgi.environ import build_environ
 from porch.wsgi.input import EMPTY_INPUT, BufferedInput
+
+# Final: compiled code calls the clock directly, not through a lookup in the module's globals.
+monotonic: Final = time.monotonic
 
 error_log: Final = logging.getLogger("porch.error")
 

@@ -11,11 +11,14 @@ without the body ever being asked for.
 from __future__ import annotations
 
 import threading
-from time import monotonic
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Final
 
 from porch.errors import BodyUnavailable
 from porch.worker.body_stream import CONTINUE
+
+# Final: compiled code calls the clock directly, not through a lookup in the module's globals.
+monotonic: Final = time.monotonic
 
 if TYPE_CHECKING:
     from porch.worker.connection import HTTPConnection

@@ -14,8 +14,8 @@ import os
 import stat
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
-from time import monotonic
 from typing import TYPE_CHECKING, Any, Final
 
 from porch.errors import BodyUnavailable
@@ -24,6 +24,9 @@ from porch.protocol.events import RequestHead
 from porch.protocol.framing import ResponseFraming, header_lines
 from porch.wsgi.file_wrapper import FileWrapper
 from porch.wsgi.response import StartResponse
+
+# Final: compiled code calls the clock directly, not through a lookup in the module's globals.
+monotonic: Final = time.monotonic
 
 if TYPE_CHECKING:
     from porch.types import WSGIApp

@@ -10,8 +10,11 @@ address per ``_LOG_EVERY_S``, never per request.
 from __future__ import annotations
 
 import logging
-from time import monotonic
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Final
+
+# Final: compiled code calls the clock directly, not through a lookup in the module's globals.
+monotonic: Final = time.monotonic
 
 if TYPE_CHECKING:
     from porch.config.settings import Config

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Final
 
 from porch.errors import AppResponseError
-from porch.types import ExcInfo, ResponseHeaders, WriteCallable
+from porch.types import ExcInfo, HeaderPairs, ResponseHeaders, WriteCallable
 
 __all__ = ["StartResponse", "parse_status", "validate_headers"]
 
@@ -79,7 +79,7 @@ class StartResponse:
         self._sink = write
         self.status = ""
         self.status_code = 0
-        self.headers: ResponseHeaders = []
+        self.headers: HeaderPairs = ()
         self.content_length: int | None = None
         self.close_connection = False  # the app sent "Connection: close"
         self.started = False  # start_response() was called successfully
@@ -104,15 +104,21 @@ class StartResponse:
             raise AppResponseError("start_response() called a second time without exc_info")
         known = None
         if type(headers) is list:
-            try:
-                known = _KNOWN_HEADS.get((status, *headers))
-            except TypeError:  # an unhashable item (a list pair): validated below
-                pass
+            last = _LAST_HEAD[0]
+            if _same_head(last.key, status, headers):
+                known = last  # the very objects of the last head: no tuple, hash or compare
+            else:
+                try:
+                    known = _KNOWN_HEADS.get((status, *headers))
+                except TypeError:  # an unhashable item (a list pair): validated below
+                    pass
+                if known is not None:
+                    _LAST_HEAD[0] = known
         if known is None:
             known = _validate_head(status, headers)
         self.status = known.status
         self.status_code = known.status_code
-        self.headers = list(known.headers)  # a snapshot: later changes by the app are ignored
+        self.headers = known.headers  # a tuple: later changes by the app's list are ignored
         self.content_length = known.content_length
         self.close_connection = known.close
         self.known = known
@@ -144,6 +150,7 @@ class KnownHead:
         "content_length",
         "has_server",
         "headers",
+        "key",
         "status",
         "status_code",
         "wire",
@@ -164,10 +171,13 @@ class KnownHead:
         self.close = close
         self.has_server = any(len(name) == 6 and name.lower() == "server" for name, _ in headers)
         self.wire: bytes | None = None  # the header lines as sent, filled in by the driver
+        self.key: tuple[object, ...] = ()  # (status, *pairs) when remembered in _KNOWN_HEADS
 
 
 _KNOWN_HEADS: Final[dict[tuple[object, ...], KnownHead]] = {}  # (status, *pairs) -> KnownHead
 _KNOWN_HEADS_MAX: Final = 2048  # apps with varying values (Content-Length) refill it
+# The head found last (threads share it: a stale read only misses the fast path).
+_LAST_HEAD: Final[list[KnownHead]] = [KnownHead("", 0, (), None, False)]
 
 
 def _validate_head(status: object, headers: object) -> KnownHead:
@@ -179,8 +189,26 @@ def _validate_head(status: object, headers: object) -> KnownHead:
     if type(status) is str and type(headers) is list and _exact(headers):
         if len(_KNOWN_HEADS) >= _KNOWN_HEADS_MAX:
             _KNOWN_HEADS.clear()
-        _KNOWN_HEADS[(status, *headers)] = known
+        known.key = (status, *headers)
+        _KNOWN_HEADS[known.key] = known
     return known
+
+
+def _same_head(key: tuple[object, ...], status: object, headers: list[object]) -> bool:
+    """True when ``status`` and every header pair are the very objects of ``key``.
+
+    Apps pass constant heads, so the same str and tuple objects come back on every
+    call: identity holds only for immutable exact str pairs (``key`` comes from a
+    head remembered by ``_validate_head``), so the cached validation still applies.
+    """
+    if len(key) != len(headers) + 1 or key[0] is not status:
+        return False
+    index = 1
+    for item in headers:
+        if item is not key[index]:
+            return False
+        index += 1
+    return True
 
 
 def _exact(headers: list[object]) -> bool:

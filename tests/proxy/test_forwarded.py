@@ -82,6 +82,31 @@ def test_trusted_peer_x_forwarded_family() -> None:
     assert env["SCRIPT_NAME"] == "/shop"
 
 
+@pytest.mark.parametrize("host", ["evil.example/p?q", "a b", "x:1:2", "[::1", "h\u00e9st"])
+@pytest.mark.parametrize("style", ["x-forwarded", "forwarded"])
+def test_a_malformed_forwarded_host_is_ignored(host: str, style: str) -> None:
+    # Trusted proxies pass a client's own X-Forwarded-Host through unless told not to:
+    # it gets the Host header's rules (RFC 9112 §3.2), or it is as if absent.
+    if style == "forwarded":
+        header = ("Forwarded", f'proto=https;host="{host}"')
+    else:
+        header = ("X-Forwarded-Host", host)
+    env = environ_for("127.0.0.1", header, ("X-Forwarded-Proto", "https"))
+    ForwardedRules(["127.0.0.1"], style=style).apply(env)
+    assert (env["HTTP_HOST"], env["SERVER_NAME"]) == ("app.local", "app.local")
+    assert (env["wsgi.url_scheme"], env["SERVER_PORT"]) == ("https", "443")
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "99999", "-1", "8 0", "0x50", ""])
+def test_a_malformed_forwarded_port_is_ignored(port: str) -> None:
+    env = environ_for("127.0.0.1", ("X-Forwarded-Port", port))
+    LOCAL.apply(env)
+    assert env["SERVER_PORT"] == "80"  # from the Host header, as without the field
+    env = environ_for("127.0.0.1", ("X-Forwarded-Port", " 8443 "))
+    LOCAL.apply(env)
+    assert env["SERVER_PORT"] == "8443"
+
+
 def test_chain_client_is_rightmost_untrusted_hop() -> None:
     rules = ForwardedRules(["127.0.0.1", "10.0.0.0/8"])
     # The client put a fake address first; two trusted proxies appended theirs.

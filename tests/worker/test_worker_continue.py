@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from live_worker import Probe, Serve, get, validated
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -68,7 +70,9 @@ def test_no_100_when_the_app_answers_without_reading(serve: Serve, probe: Probe)
         response = conn.read_response()  # the first thing on the wire is the final answer
         assert response.status == 401
         assert response.body == b"no"
-        # The body was never read, so the connection cannot be reused: it closes.
+        # The body was never read, so the connection cannot be reused: it closes,
+        # and the response says so (RFC 9110 §10.1.1, RFC 9112 §9.6).
+        assert response.header("Connection") == "close"
         assert conn.at_eof()
     probe.expect("refused")
 
@@ -135,3 +139,34 @@ def test_an_app_working_past_the_body_timeout_after_reading_is_not_cut(
         assert conn.read_until(b"\r\n\r\n") == CONTINUE
         conn.send(b"hello world")
         assert conn.read_response().body == b"got hello world"
+
+
+@pytest.mark.parametrize("how", ["write", "generator"])
+def test_no_100_once_the_response_head_is_out(serve: Serve, probe: Probe, how: str) -> None:
+    # The app starts its response, then reads the body: a 100 now would land inside
+    # the response (RFC 9110 §15.2). The client sends the body unasked instead.
+    def write_first(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"started;")
+        probe.emit("started")
+        write(b"got " + environ["wsgi.input"].read(11))
+        return []
+
+    def generator_first(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"started;"
+        probe.emit("started")
+        yield b"got " + environ["wsgi.input"].read(11)
+
+    worker = serve(validated(write_first if how == "write" else generator_first))
+    with worker.connect() as conn:
+        conn.send(authorized(HEAD))
+        head = conn.read_head()
+        assert head.status == 200
+        assert head.header("Connection") == "close"  # the body was not asked for
+        probe.expect("started")
+        conn.send(b"hello world")
+        rest, reset = conn.read_to_eof()
+        assert not reset
+        assert b"100 Continue" not in rest
+        assert rest == b"8\r\nstarted;\r\nf\r\ngot hello world\r\n0\r\n\r\n"

@@ -227,6 +227,30 @@ def test_head_sends_the_get_headers_without_a_body(serve: Serve, app: Any) -> No
     assert again.body == got.body
 
 
+@pytest.mark.parametrize("result", ["list", "tuple", "iterator"])
+def test_head_answered_without_a_body_gets_no_invented_length(serve: Serve, result: str) -> None:
+    # Werkzeug answers HEAD with an empty iterable: the GET's length is unknown, and
+    # RFC 9110 §8.6 allows a HEAD response only GET's own Content-Length.
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["REQUEST_METHOD"] == "HEAD":
+            return {"list": [], "tuple": (), "iterator": iter([])}[result]
+        return iter([b"streamed ", b"body"])
+
+    worker = serve(validated(app))
+    with worker.connect() as conn:
+        conn.send(b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n")
+        head = conn.read_response(method="HEAD")
+        assert head.status == 200
+        assert head.header("Content-Length") is None
+        conn.send(get("/"))  # the connection is still in step: no body was sent
+        assert conn.read_response().body == b"streamed body"
+        conn.send(b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert conn.read_response(method="HEAD").header("Content-Length") is None
+    # An empty body for GET is a known length, though.
+    assert worker.request(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n").body == b"streamed body"
+
+
 @pytest.mark.parametrize("status", ["204", "304"])
 def test_no_body_statuses_send_no_body(serve: Serve, status: str) -> None:
     worker = serve(status_app)
@@ -257,6 +281,28 @@ def test_date_and_server_headers(serve: Serve) -> None:
     assert abs(date.timestamp() - time.time()) < 5
     assert (response.header("Date") or "").endswith(" GMT")
     assert worker.request(get("/own")).all("Server") == ["mine"]
+
+
+@pytest.mark.parametrize("server_header", [True, False])
+def test_an_apps_own_date_is_the_only_one(serve: Serve, server_header: bool) -> None:
+    # RFC 9110 §6.6.1: one Date field; the app's (a cached page's) wins.
+    own = "Mon, 01 Jan 2024 00:00:00 GMT"
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        headers = [("Content-Type", "text/plain"), ("date", own)]
+        if environ["PATH_INFO"] == "/both":
+            headers.append(("Server", "mine"))
+        start_response("200 OK", headers)
+        return [b"x"]
+
+    worker = serve(validated(app), server_header=server_header)
+    with worker.connect() as conn:
+        for path in ("/", "/", "/both"):  # the second: the remembered head
+            conn.send(get(path))
+            response = conn.read_response()
+            assert response.all("Date") == [own]
+            expected = ["mine"] if path == "/both" else ["porch"] if server_header else []
+            assert response.all("Server") == expected
 
 
 def test_server_header_can_be_turned_off(serve: Serve) -> None:

@@ -59,6 +59,8 @@ def test_sigterm_finishes_in_flight_requests_and_closes_idle_ones(
         assert idle.at_eof(timeout=3)
         response = busy.read_response()
         assert (response.status, response.body) == (200, b"/block")
+        # Said in the response, also inline, where the loop waits for the app.
+        assert response.header("Connection") == "close"
         assert busy.at_eof(timeout=3)
     assert worker.wait_exit() == ExitCode.OK
     assert time.monotonic() - started < 3
@@ -100,7 +102,7 @@ def test_connections_queued_in_the_backlog_are_served(
     for i, conn in enumerate(queued):
         conn.send(get(f"/queued{i}"))
     if trigger == "sigterm":
-        worker.send_signal(signal.SIGTERM)  # handled once the app returns
+        worker.send_signal(signal.SIGTERM)  # the stop runs once the app returns
     gate.open()
     assert first.read_response().body == b"/block"
     for i, conn in enumerate(queued):

@@ -225,6 +225,48 @@ def test_invalid_status_from_the_app_is_a_500(serve: Serve) -> None:
     assert "x-evil" not in response.header_names
 
 
+@pytest.mark.parametrize("kind", ["one-item list", "list", "iterator", "after bytes"])
+def test_a_str_body_is_a_500_naming_the_mistake(serve: Serve, kind: str) -> None:
+    # PEP 3333: bodies are bytes. A str is the app's error, answered like any other:
+    # a 500 while nothing was sent (not a silently closed connection).
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if kind == "one-item list":
+            return ["text"]
+        if kind == "list":
+            return [b"bytes, then ", "text"]
+        if kind == "iterator":
+            return iter(["text"])
+        return iter([b"bytes first", "text"])
+
+    worker = serve(app, expect_errors=True)
+    with worker.connect() as conn:
+        conn.send(get())
+        if kind == "after bytes":  # the head is out: the response can only be cut
+            head = conn.read_head()
+            assert head.status == 200
+            assert conn.at_eof()
+        else:
+            response = conn.read_response()
+            assert response.status == 500
+            assert b"text" not in response.body
+            conn.send(get())  # the connection is still in step
+            assert conn.read_response().status == 500
+    assert "the response iterable yielded str, not bytes" in worker.log()
+
+
+def test_a_bytearray_body_is_sent(serve: Serve) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["PATH_INFO"] == "/one":
+            return [bytearray(b"one")]
+        return iter([bytearray(b"it"), b"er"])
+
+    worker = serve(app)
+    assert worker.request(get("/one")).body == b"one"
+    assert worker.request(get("/iter")).body == b"iter"
+
+
 def test_body_before_start_response_is_a_500(serve: Serve) -> None:
     def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
         yield b"too early"

@@ -31,7 +31,7 @@ import httptools
 from porch.errors import ProtocolError
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
 
-__all__ = ["H1Limits", "H1Parser"]
+__all__ = ["H1Limits", "H1Parser", "valid_host"]
 
 _TCHAR: Final = frozenset(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -406,6 +406,11 @@ class H1Parser:
         self._idle = True
         if not self._keep_alive and self._closing_at < 0:
             self._closing_at = len(self._events)
+
+
+def valid_host(host: bytes) -> bool:
+    """RFC 9112 §3.2, RFC 3986 §3.2.2: what a Host field may hold, ``uri-host [":" port]``."""
+    return _HOST.fullmatch(host) is not None
 
 
 _END: Final = EndOfMessage()

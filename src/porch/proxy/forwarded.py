@@ -15,6 +15,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any, Final
 
+from porch.protocol.h1 import valid_host
 from porch.wsgi.environ import FORWARDING_KEYS, apply_host
 
 __all__ = ["ForwardedRules"]
@@ -88,12 +89,14 @@ class ForwardedRules:
             environ["REMOTE_ADDR"] = addr
         if proto in _SCHEMES:
             environ["wsgi.url_scheme"] = proto
+        if host and not valid_host(host.encode("latin-1", "replace")):
+            host = None  # malformed (a path, a space, a second port): as if absent
         authority = host or environ.get("HTTP_HOST")
         if authority and (host or proto):
             # Re-derive SERVER_NAME/SERVER_PORT: the default port follows the new scheme.
             apply_host(environ, authority.encode("latin-1", "replace"))
         port = environ.get("HTTP_X_FORWARDED_PORT", "").strip()
-        if port.isdigit():
+        if port.isascii() and port.isdigit() and int(port) <= 65535:  # not "²", not 99999
             environ["SERVER_PORT"] = port
         prefix = environ.get("HTTP_X_FORWARDED_PREFIX", "").strip()
         if prefix.startswith("/") and "\\" not in prefix:

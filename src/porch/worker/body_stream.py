@@ -219,9 +219,7 @@ class BodyStream(StreamingInput):
                 inflight[ident] = exchange
 
     def _send_continue(self) -> None:
-        conn = self._conn
-        if not conn.body_done and not conn.closing:
-            conn.write(CONTINUE)
+        self._conn.send_continue()
 
     def _pull_inline(self) -> bytes:
         """Inline mode: the loop is busy running the app, so read the socket here."""

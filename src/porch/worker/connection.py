@@ -28,7 +28,7 @@ from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, Req
 from porch.protocol.framing import error_response
 from porch.protocol.h1 import H1Parser
 from porch.protocol.proxy_protocol import ProxyHeaderError, ProxyHeaderParser
-from porch.worker.body_stream import BodyStream, read_socket
+from porch.worker.body_stream import CONTINUE, BodyStream, read_socket
 from porch.worker.context import WorkerContext, reason_phrase
 from porch.worker.continue_body import ContinueBody
 from porch.worker.dispatch import JOIN_MAX_BYTES, Exchange
@@ -69,6 +69,7 @@ class HTTPConnection(asyncio.Protocol):
         "client_counted",
         "closed",
         "closing",
+        "continue_owed",
         "continued",
         "ctx",
         "deadline",
@@ -109,6 +110,7 @@ class HTTPConnection(asyncio.Protocol):
         self.body_done = False
         self.early = False  # body read while the app runs (Expect: 100-continue, streamed)
         self.continued: ContinueBody | None = None  # an Expect: 100-continue body
+        self.continue_owed = False  # ... neither asked for (100 sent) nor arrived yet
         self.in_process = False
         self.write_paused = False
         self.reading_paused = False
@@ -284,6 +286,7 @@ class HTTPConnection(asyncio.Protocol):
         self.head = head
         self.body_done = False
         if head.chunked or head.content_length:
+            self.continue_owed = head.expect_continue
             if self.ctx.stream_bodies:
                 self._stream_body(head)
                 return
@@ -303,6 +306,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _on_end(self) -> None:
         self.body_done = True
+        self.continue_owed = False  # the client sent the body without waiting
         if self.input is not None:
             self.input.finish()
         if self.early:
@@ -378,6 +382,7 @@ class HTTPConnection(asyncio.Protocol):
             self.continued = None  # it points back here: no cycle left for the GC
         self.head = None
         self.early = False
+        self.continue_owed = False
         if not keep_alive or body_incomplete or self.closing:
             self._close()
             return
@@ -466,6 +471,18 @@ class HTTPConnection(asyncio.Protocol):
             transport.write(data)
             if transport.is_closing():  # the write failed: the peer is gone
                 self.closing = True
+
+    def send_continue(self) -> None:
+        """The app reads an Expect: 100-continue body: ask the client for it (RFC 9110
+        §10.1.1). Not once the final response's head is out: a 1xx after it would land
+        inside the response (§15.2); that head said Connection: close (``continue_owed``)
+        and the client sends the body unasked, or the read times out."""
+        if not self.continue_owed:
+            return
+        self.continue_owed = False
+        exchange = self.exchange
+        if exchange is None or exchange.framing is None:
+            self.write(CONTINUE)
 
     def write_parts(self, parts: list[bytes]) -> None:
         """Write a response in pieces: joined when small (one send), else as a writev."""

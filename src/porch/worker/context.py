@@ -125,6 +125,10 @@ class WorkerContext:
         self.accept_paused = False
         self.inflight = InFlight()
         self.stopping = False
+        # Set as soon as a graceful stop is asked for: by the TERM handler at once, even
+        # while an inline app runs on the loop thread, so its response already carries
+        # Connection: close; ``stopping`` follows when the loop runs the stop itself.
+        self.stop_asked = False
         self.requests_served = 0
         self.max_requests = 0  # set by the process (includes jitter)
         self._on_request_limit = on_request_limit

@@ -15,7 +15,6 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from porch.errors import BodyUnavailable
-from porch.worker.body_stream import CONTINUE
 
 # Final: compiled code calls the clock directly, not through a lookup in the module's globals.
 monotonic: Final = time.monotonic
@@ -61,8 +60,7 @@ class ContinueBody:
             self.wake()
             return
         conn.early = True
-        assert conn.transport is not None
-        conn.transport.write(CONTINUE)
+        conn.send_continue()
         conn.deadline = monotonic() + conn.ctx.config.body_timeout
         conn.resume_reading()
         conn.process_events()
@@ -76,7 +74,7 @@ class ContinueBody:
         if self._ready() or not conn.early:
             conn.early = False
             return
-        conn.transport.write(CONTINUE)
+        conn.send_continue()
         while conn.early and not conn.closing:
             conn.receive_inline(conn.ctx.config.body_timeout)
             if conn.parser.failed and conn.early:

@@ -18,12 +18,12 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from porch.errors import BodyUnavailable
+from porch.errors import AppResponseError, BodyUnavailable
 from porch.log import escape
 from porch.protocol.events import RequestHead
 from porch.protocol.framing import ResponseFraming, header_lines
 from porch.wsgi.file_wrapper import FileWrapper
-from porch.wsgi.response import StartResponse
+from porch.wsgi.response import StartResponse, own_fields
 
 # Final: compiled code calls the clock directly, not through a lookup in the module's globals.
 monotonic: Final = time.monotonic
@@ -78,7 +78,7 @@ class Exchange(StartResponse):
         self.environ = environ
         self.framing: ResponseFraming | None = None
         self.result: Iterable[bytes] | None = None
-        self.iterator: Iterator[bytes] | None = None
+        self.iterator: Iterator[object] | None = None  # items checked: bytes (PEP 3333)
         self.error_bytes = 0  # body bytes of a server-made 500
         self.gone = False
         self.queued = 0
@@ -127,22 +127,32 @@ class Exchange(StartResponse):
             content_length=declared if declared is not None else content_length,
             keep_alive=head.keep_alive
             and ctx.keep_alive
-            and not ctx.stopping
-            and not self.close_connection,
+            and not ctx.stop_asked
+            and not self.close_connection
+            # A 100-continue body never asked for is never read: the connection closes.
+            and not self.conn.continue_owed,
         )
         known = self.known
         if known is None:  # a head the app built from unhashable parts: not remembered
             lines = None
-            has_server = any(
-                len(name) == 6 and name.lower() == "server" for name, _ in self.headers
-            )
+            has_server, has_date = own_fields(self.headers)
         else:
             lines = known.wire
             if lines is None:
                 lines = known.wire = header_lines(self.headers)
-            has_server = known.has_server
-        extra = ctx.date_header if has_server else ctx.date_server_header
-        if declared is None and content_length is not None and self.status_code not in (204, 304):
+            has_server, has_date = known.has_server, known.has_date
+        if not has_date:
+            extra = ctx.date_header if has_server else ctx.date_server_header
+        else:
+            extra = b"" if has_server else ctx.server_header
+        if (
+            declared is None
+            and content_length is not None
+            and self.status_code not in (204, 304)
+            # A HEAD answered with no body says nothing of GET's length (Werkzeug sends
+            # none for HEAD): RFC 9110 §8.6 allows only GET's own Content-Length.
+            and (content_length or head.method != "HEAD")
+        ):
             extra += b"Content-Length: %d\r\n" % content_length
         self.headers_sent = True
         return framing.head(
@@ -154,7 +164,8 @@ class Exchange(StartResponse):
             body=body,
         )
 
-    def _frame(self, data: bytes) -> bytes:
+    def _frame(self, item: object) -> bytes:
+        data = _body_bytes(item)  # before the head: a wrong type still gets its 500
         if self.framing is None:
             return self._begin(None) + self._frame_body(data)
         return self._frame_body(data)
@@ -163,12 +174,20 @@ class Exchange(StartResponse):
         assert self.framing is not None
         return self.framing.body(data)
 
-    def _whole(self, result: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
+    def _whole(self, result: list[object] | tuple[object, ...]) -> list[bytes]:
         """A list result: head, body and tail for one write, with a computed Content-Length.
 
         Parts, not one joined bytes: a large body is not copied to be glued to its head.
         """
-        body = result[0] if len(result) == 1 else b"".join(result)
+        if len(result) == 1:
+            body = _body_bytes(result[0])
+        else:
+            try:
+                body = b"".join(result)  # type: ignore[arg-type]  # checked by join
+            except TypeError:
+                for item in result:
+                    _body_bytes(item)
+                raise
         if self.framing is None:
             if len(body) < JOIN_MAX_BYTES:  # one bytes object, one copy
                 return [self._begin(len(body), body)]
@@ -196,7 +215,10 @@ class Exchange(StartResponse):
             http_version=head.http_version,
             status_code=500,
             content_length=len(_ERROR_BODY),
-            keep_alive=head.keep_alive and ctx.keep_alive and not ctx.stopping,
+            keep_alive=head.keep_alive
+            and ctx.keep_alive
+            and not ctx.stop_asked
+            and not self.conn.continue_owed,
         )
         self.headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(_ERROR_BODY)))]
         data = framing.head(
@@ -543,6 +565,16 @@ class Exchange(StartResponse):
         if data:
             self.conn.write(data)
         self.conn.exchange_done(keep_alive)
+
+
+def _body_bytes(item: object) -> bytes:
+    """A body item of the app's response: bytes (PEP 3333), or the app's error (a 500
+    while no head went out) naming what it gave instead."""
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, bytearray):  # bytes-like, as b"".join takes it: a copy, rare
+        return bytes(item)
+    raise AppResponseError(f"the response iterable yielded {type(item).__name__}, not bytes")
 
 
 def current_frames() -> dict[int, Any]:

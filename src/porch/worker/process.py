@@ -199,7 +199,12 @@ class Worker:
 
     def _install_signals(self) -> None:
         loop = self.loop
-        loop.add_signal_handler(signal.SIGTERM, self.graceful_stop)
+        # TERM is a Python-level handler, not the loop's: it runs at once, also inside
+        # an inline app on this thread (the loop's handlers wait for the app to return),
+        # so the response being built says Connection: close. The loop still wakes
+        # for it: the handlers below make it watch the signal wakeup fd, and it runs
+        # Python-level handlers for signals it has none for.
+        signal.signal(signal.SIGTERM, self._term_received)
         loop.add_signal_handler(signal.SIGINT, self.fast_stop)
         loop.add_signal_handler(signal.SIGQUIT, self.fast_stop)
         loop.add_signal_handler(signal.SIGUSR1, reopen_log_files)
@@ -228,13 +233,21 @@ class Worker:
         error_log.info("worker %d reached --max-requests: recycling", os.getpid())
         self.graceful_stop()
 
+    def _term_received(self, signum: int, frame: object) -> None:
+        """SIGTERM (Python-level, between two bytecodes of whatever runs): note it, and
+        let the loop run the graceful stop."""
+        if self.ctx is not None:
+            self.ctx.stop_asked = True
+        if not self.loop.is_closed():  # after the loop: the worker is leaving anyway
+            self.loop.call_soon_threadsafe(self.graceful_stop)
+
     def graceful_stop(self) -> None:
         """Stop accepting, serve what is already queued, finish in-flight requests."""
         ctx = self.ctx
         assert ctx is not None
         if ctx.stopping:
             return
-        ctx.stopping = True
+        ctx.stopping = ctx.stop_asked = True
         self.stop_deadline = ctx.now + self.config.graceful_timeout
         if self.acceptor is not None:
             # Connections the kernel already queued for us were promised service.

@@ -37,7 +37,7 @@ from typing import Final
 from porch.errors import AppResponseError
 from porch.types import ExcInfo, HeaderPairs, ResponseHeaders, WriteCallable
 
-__all__ = ["StartResponse", "parse_status", "validate_headers"]
+__all__ = ["StartResponse", "own_fields", "parse_status", "validate_headers"]
 
 # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ];
 # reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
@@ -148,6 +148,7 @@ class KnownHead:
     __slots__ = (
         "close",
         "content_length",
+        "has_date",
         "has_server",
         "headers",
         "key",
@@ -169,9 +170,21 @@ class KnownHead:
         self.headers = headers
         self.content_length = content_length
         self.close = close
-        self.has_server = any(len(name) == 6 and name.lower() == "server" for name, _ in headers)
+        self.has_server, self.has_date = own_fields(headers)
         self.wire: bytes | None = None  # the header lines as sent, filled in by the driver
         self.key: tuple[object, ...] = ()  # (status, *pairs) when remembered in _KNOWN_HEADS
+
+
+def own_fields(headers: HeaderPairs) -> tuple[bool, bool]:
+    """Whether the app set its own ``Server`` and ``Date``: the server adds neither then
+    (RFC 9110 §6.6.1: one Date field; a second would be a list no client expects)."""
+    has_server = has_date = False
+    for name, _ in headers:
+        if len(name) == 6 and name.lower() == "server":
+            has_server = True
+        elif len(name) == 4 and name.lower() == "date":
+            has_date = True
+    return has_server, has_date
 
 
 _KNOWN_HEADS: Final[dict[tuple[object, ...], KnownHead]] = {}  # (status, *pairs) -> KnownHead

@@ -274,7 +274,7 @@ class H1Parser:
         if size == 4 and (name == b"Host" or name.lower() == b"host"):  # nearly always: no call
             self._host_count += 1
             self._host_value = value
-        elif size in _SPECIAL_LENGTHS:
+        elif _SPECIAL_MIN <= size <= _SPECIAL_MAX and (name[0] | 0x20) == _SPECIAL_FIRST[size]:
             self._special_header(name.lower(), value)
 
     def _special_header(self, lname: bytes, value: bytes) -> None:
@@ -422,8 +422,21 @@ _VERSIONS: Final = {"1.1": "1.1", "1.0": "1.0"}  # what llhttp reports -> porch'
 _METHODS: Final = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 }
-# expect, upgrade, connection, content-length, transfer-encoding (host: in on_header)
-_SPECIAL_LENGTHS: Final = frozenset({6, 7, 10, 14, 17})
+# The fields _special_header looks at (Host: in on_header), no two of the same length.
+_SPECIAL_NAMES: Final = (
+    b"expect",
+    b"upgrade",
+    b"connection",
+    b"content-length",
+    b"transfer-encoding",
+)
+# By length, the first byte of the special name that long (0: none), so User-Agent
+# (10 bytes, as connection) costs an index and a compare, not a lower() call.
+_SPECIAL_FIRST: Final = bytes(
+    next((name[0] for name in _SPECIAL_NAMES if len(name) == size), 0) for size in range(18)
+)
+_SPECIAL_MIN: Final = min(len(name) for name in _SPECIAL_NAMES)
+_SPECIAL_MAX: Final = len(_SPECIAL_FIRST) - 1
 
 
 def _new_llhttp(callbacks: object) -> httptools.HttpRequestParser:

@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 from porch.protocol.events import RequestHead
 from porch.types import Environ
 from porch.wsgi import environ as environ_module
-from porch.wsgi.environ import FORWARDING_KEYS, base_environ, build_environ, environ_key
+from porch.wsgi.environ import (
+    FORWARDING_KEYS,
+    HeaderMemo,
+    base_environ,
+    build_environ,
+    environ_key,
+)
 from porch.wsgi.file_wrapper import FileWrapper
 from porch.wsgi.input import EMPTY_INPUT
 
@@ -40,6 +46,7 @@ def build(
     head: Any,
     base: Environ | None = None,
     on_forwarding: Callable[[Environ], None] | None = None,
+    memo: HeaderMemo | None = None,
 ) -> Environ:
     environ = build_environ(
         head,
@@ -48,6 +55,7 @@ def build(
         remote_addr="192.0.2.7",
         remote_port="51234",
         on_forwarding=on_forwarding,
+        memo=memo,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -331,3 +339,56 @@ def test_forwarding_names_stay_out_of_the_key_cache_and_their_cache_is_bounded(
     assert len(seen) == len(spellings)  # noticed with the cache full too
     assert len(environ_module._FORWARDING_CACHE) <= environ_module._KEY_CACHE_MAX
     assert not any(key in FORWARDING_KEYS for key in environ_module._KEY_CACHE.values())
+
+
+# --- HeaderMemo: a connection's requests one after another ------------------------------
+
+FIELDS = st.lists(
+    st.tuples(st.one_of(NAMES, FORWARDING_NAMES, st.just(b"Host")), VALUES), max_size=8
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(requests=st.lists(FIELDS, min_size=1, max_size=6), repeat=st.booleans())
+def test_a_memo_gives_the_environs_built_without_one(
+    make_head: HeadFactory, requests: list[list[tuple[bytes, bytes]]], repeat: bool
+) -> None:
+    # One memo across a connection's requests: fields repeated, changed, moved, added,
+    # dropped. Every environ, and whether on_forwarding ran, is as if built afresh.
+    memo = HeaderMemo()
+    if repeat:  # the usual client: the same fields again, some values changed
+        requests = [requests[0], requests[0], *requests, requests[-1]]
+    for fields in requests:
+        host = next((value for name, value in fields if name == b"Host"), None)
+        head = make_head(headers=tuple(fields), host=host)
+        plain_seen: list[Environ] = []
+        plain = build(head, on_forwarding=plain_seen.append)
+        memo_seen: list[Environ] = []
+        remembered = build(head, on_forwarding=memo_seen.append, memo=memo)
+        assert remembered == plain
+        assert len(memo_seen) == len(plain_seen)
+
+
+def test_a_memo_never_lets_a_forwarding_field_past_unnoticed(make_head: HeadFactory) -> None:
+    memo = HeaderMemo()
+    for _ in range(3):  # the same spoofed field on every request of a connection
+        head = make_head(headers=((b"X-Forwarded-For", b"6.6.6.6"), (b"Accept", b"*/*")))
+        seen: list[Environ] = []
+        build(head, on_forwarding=seen.append, memo=memo)
+        assert len(seen) == 1
+
+
+def test_a_memo_follows_changed_values_and_moved_fields(make_head: HeadFactory) -> None:
+    memo = HeaderMemo()
+    sequence = [
+        ((b"Host", b"a.example"), (b"Cookie", b"x=1"), (b"Accept", b"*/*")),
+        ((b"Host", b"a.example"), (b"Cookie", b"x=2"), (b"Accept", b"*/*")),
+        ((b"Host", b"b.example:8080"), (b"Cookie", b"x=2"), (b"Cookie", b"y=3")),
+        ((b"Accept", b"*/*"), (b"Host", b"a.example"), (b"Cookie", b"x=2")),
+        ((b"Host", b"a.example"), (b"Cookie", b"x=2"), (b"Accept", b"text/html")),
+        ((b"Host", b"a.example"), (b"Cookie", b"x=2"), (b"Accept", b"text/html")),
+    ]
+    for fields in sequence:
+        host = next(value for name, value in fields if name == b"Host")
+        head = make_head(headers=fields, host=host)
+        assert build(head, memo=memo) == build(head)

@@ -33,7 +33,7 @@ from porch.worker.context import WorkerContext, reason_phrase
 from porch.worker.continue_body import ContinueBody
 from porch.worker.dispatch import JOIN_MAX_BYTES, Exchange
 from porch.worker.sendfile import SendFile
-from porch.wsgi.environ import build_environ
+from porch.wsgi.environ import HeaderMemo, build_environ
 from porch.wsgi.input import EMPTY_INPUT, BufferedInput
 
 # Final: compiled code calls the clock directly, not through a lookup in the module's globals.
@@ -76,6 +76,7 @@ class HTTPConnection(asyncio.Protocol):
         "early",
         "exchange",
         "head",
+        "header_memo",
         "in_process",
         "input",
         "parser",
@@ -105,6 +106,7 @@ class HTTPConnection(asyncio.Protocol):
         self.deadline = 0.0
         self.exchange: Exchange | None = None
         self.head: RequestHead | None = None
+        self.header_memo = HeaderMemo()  # this client's last header fields (build_environ)
         self.input: BufferedInput | BodyStream | None = None
         self.stream: BodyStream | None = None  # self.input when the body is streamed
         self.body_done = False
@@ -341,6 +343,7 @@ class HTTPConnection(asyncio.Protocol):
             remote_addr=self.remote_addr,
             remote_port=self.remote_port,
             on_forwarding=ctx.apply_forwarding,
+            memo=self.header_memo,
         )
         if ctx.client_limits.active:
             wait = ctx.client_limits.retry_after(environ["REMOTE_ADDR"])

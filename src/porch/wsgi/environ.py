@@ -105,13 +105,15 @@ class HeaderMemo:
     carrying one is always noticed by the lookup.
     """
 
-    __slots__ = ("keys", "names", "raw_values", "values")
+    __slots__ = ("host", "host_parts", "keys", "names", "raw_values", "values")
 
     def __init__(self) -> None:
         self.names: list[bytes] = []
         self.keys: list[str | None] = []
         self.raw_values: list[bytes] = []
         self.values: list[str] = []
+        self.host = b""  # the last authority, and what apply_host made of it
+        self.host_parts = _split_host(b"")
 
 
 def build_environ(
@@ -194,7 +196,7 @@ def build_environ(
     environ["REMOTE_PORT"] = remote_port
     environ["wsgi.input"] = wsgi_input
     if host is not None:
-        apply_host(environ, host)
+        apply_host(environ, host, memo)
     if forwarding and on_forwarding is not None:
         on_forwarding(environ)
     return environ
@@ -230,18 +232,25 @@ def environ_key(raw_name: bytes) -> str | None:
     return "HTTP_" + upper.decode("latin-1").replace("-", "_")
 
 
-def apply_host(environ: dict[str, Any], host: bytes) -> None:
+def apply_host(environ: dict[str, Any], host: bytes, memo: HeaderMemo | None = None) -> None:
     """Set HTTP_HOST, SERVER_NAME and SERVER_PORT from the request's authority.
 
     RFC 9112 §3.2.2: with an absolute-form target the target's authority wins
     over the Host header, so ``head.host`` replaces HTTP_HOST. A missing port
     means the scheme's default port (as gunicorn does).
     """
-    parts = _HOST_PARTS.get(host)
-    if parts is None:
-        parts = _split_host(host)
-        if len(_HOST_PARTS) < _KEY_CACHE_MAX:
-            _HOST_PARTS[host] = parts
+    if memo is not None and host == memo.host:  # the connection's usual authority
+        parts = memo.host_parts
+    else:
+        cached = _HOST_PARTS.get(host)
+        if cached is None:
+            parts = _split_host(host)
+            if len(_HOST_PARTS) < _KEY_CACHE_MAX:
+                _HOST_PARTS[host] = parts
+        else:
+            parts = cached
+        if memo is not None:
+            memo.host, memo.host_parts = host, parts
     text, name, port = parts
     environ["HTTP_HOST"] = text
     if not name:

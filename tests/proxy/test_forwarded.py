@@ -157,6 +157,32 @@ def test_trust_all_and_unix_peer() -> None:
     assert env["wsgi.url_scheme"] == "https"
 
 
+@pytest.mark.parametrize("style", ["x-forwarded", "forwarded"])
+def test_trust_all_takes_the_entry_the_proxy_added_not_the_clients(style: str) -> None:
+    # nginx's $proxy_add_x_forwarded_for appends the address it saw to whatever the
+    # client sent: with '*' the peer is trusted, the client's own entries are not.
+    rules = ForwardedRules(["*"], style=style)
+    if style == "forwarded":
+        header = ("Forwarded", "for=10.6.6.1, for=198.51.100.7")
+    else:
+        header = ("X-Forwarded-For", "10.6.6.1, 198.51.100.7")
+    env = environ_for("203.0.113.9", header)
+    rules.apply(env)
+    assert env["REMOTE_ADDR"] == "198.51.100.7"
+    # Listed proxies in the chain are still skipped.
+    rules = ForwardedRules(["*", "10.0.0.0/8"])
+    env = environ_for("203.0.113.9", ("X-Forwarded-For", "6.6.6.6, 198.51.100.7, 10.1.2.3"))
+    rules.apply(env)
+    assert env["REMOTE_ADDR"] == "198.51.100.7"
+
+
+@pytest.mark.parametrize("value", ["<script>x</script>", "unknown-host", "1.2.3", "::g"])
+def test_a_forwarded_client_that_is_no_address_is_ignored(value: str) -> None:
+    env = environ_for("127.0.0.1", ("X-Forwarded-For", value))
+    LOCAL.apply(env)
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+
+
 def test_ipv4_mapped_peer_matches_ipv4_rule() -> None:
     assert LOCAL.trusts("::ffff:127.0.0.1")
     assert not LOCAL.trusts("::ffff:127.0.0.2")

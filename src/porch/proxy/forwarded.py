@@ -47,6 +47,12 @@ class ForwardedRules:
         """True for a trusted proxy address. UNIX-socket peers ("") are local: trusted."""
         if self.trust_all or not addr:
             return True
+        return self._listed(addr)
+
+    def _listed(self, addr: str) -> bool:
+        """``addr`` is in an explicit range. Addresses inside a forwarding header are
+        judged by this alone: ``*`` trusts whoever connects, never what a client
+        wrote into the header ahead of its proxy's own entry."""
         known = self._cache.get(addr)
         if known is None:
             known = self._match(addr)
@@ -55,9 +61,8 @@ class ForwardedRules:
         return known
 
     def _match(self, addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr.strip("[]"))
-        except ValueError:
+        ip = _ip(addr)
+        if ip is None:
             return False
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
@@ -85,7 +90,7 @@ class ForwardedRules:
             addr, proto, host = self._from_forwarded(value) if value else ("", "", None)
         else:
             addr, proto, host = self._from_x_forwarded(environ)
-        if addr:
+        if addr and _is_ip(addr):  # not an address (a name, markup): the peer's stays
             environ["REMOTE_ADDR"] = addr
         if proto in _SCHEMES:
             environ["wsgi.url_scheme"] = proto
@@ -116,11 +121,11 @@ class ForwardedRules:
         return addr, proto, hosts[0] if hosts else None
 
     def _client_index(self, hops: list[str]) -> int | None:
-        """Right-most hop that is not a trusted proxy; the left-most if all are."""
+        """Right-most hop that is not a listed proxy; the left-most if all are."""
         if not hops:
             return None
         for i in range(len(hops) - 1, -1, -1):
-            if not self.trusts(_strip_port(hops[i])):
+            if not self._listed(_strip_port(hops[i])):
                 return i
         return 0
 
@@ -179,6 +184,25 @@ def parse_forwarded(value: str) -> list[dict[str, str]]:
 
 def _split_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _is_ip(addr: str) -> bool:
+    known = _IS_IP.get(addr)
+    if known is None:
+        known = _ip(addr) is not None
+        if len(_IS_IP) < 4096:
+            _IS_IP[addr] = known
+    return known
+
+
+_IS_IP: Final[dict[str, bool]] = {}  # forwarded client addresses seen, and whether valid
+
+
+def _ip(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(addr.strip("[]"))
+    except ValueError:
+        return None
 
 
 def _strip_port(addr: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,41 @@ def test_load_shedding_when_threads_and_queue_are_full(porch: type[PorchProcess]
         assert data.startswith(b"HTTP/1.1 200"), data[:100]
         sock.close()
     assert server.logged("shedding load")
+
+
+def test_shedding_counts_requests_holding_an_app_thread_only(
+    porch: type[PorchProcess], tmp_path: Path
+) -> None:
+    # Slow downloads of a static file hold no app thread while sendfile sends it: they
+    # must not make the worker shed everyone else while its threads sit idle.
+    # (Streamed bodies parked for a slow client: tests/worker/test_worker_limits.py.)
+    (tmp_path / "big.bin").write_bytes(b"x" * (16 << 20))
+    server = porch(
+        [
+            "examples/hello.py",
+            "-b",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+            "--request-queue",
+            "1",
+            "--static",
+            f"/s={tmp_path}",
+        ]
+    )
+    host, port = parse_url(server.url)
+    held = []
+    for path in ["/s/big.bin"] * 3:  # as many as --threads 2 --request-queue 1 admits
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow reader
+        sock.settimeout(10)
+        sock.connect((host, port))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sock.recv(1, socket.MSG_PEEK)  # its response has begun
+        held.append(sock)
+    deadline = time.monotonic() + 10
+    while status_of(raw_request(server.url, GET)) != 200:
+        assert time.monotonic() < deadline, "shed while the app threads were idle"
+    assert [status_of(raw_request(server.url, GET)) for _ in range(5)] == [200] * 5
+    for sock in held:
+        sock.close()

@@ -459,3 +459,36 @@ def test_buffering_is_the_default(serve: Serve, probe: Probe) -> None:
         conn.send(b" world")
         assert conn.read_response().body == b"got hello world"
     probe.expect("first hello")
+
+
+@pytest.mark.parametrize("mode", ["threads-uvloop", "threads-asyncio"], indirect=True)
+def test_parked_slow_downloads_do_not_count_for_load_shedding(serve: Serve) -> None:
+    # --request-queue sheds when the app threads are all taken and N requests wait.
+    # An iteration parked until its client reads holds no thread: however many
+    # slow downloads there are, a new request is served.
+    piece = b"d" * 65536
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if environ["PATH_INFO"] == "/big":
+            for _ in range(512):  # 32 MiB: more than any socket buffer holds
+                yield piece
+        else:
+            yield b"small"
+
+    # A request may be shed while the iterations before it have not parked yet.
+    # 4 threads: shed at 5. The write timeout must not free the slots meanwhile.
+    worker = serve(validated(app), request_queue=1, write_timeout=30.0, expect_errors=True)
+    slow = []
+    for _ in range(6):
+        conn = worker.connect(rcvbuf=4096)
+        conn.send(get("/big"))
+        assert conn.read_head().status == 200
+        slow.append(conn)
+        # Its iteration parks once the client falls behind: bounded retries, no sleeps.
+        deadline = time.monotonic() + 3
+        while worker.request(get("/small")).status != 200:
+            assert time.monotonic() < deadline, "shed while the app threads were idle"
+    assert [worker.request(get("/small")).status for _ in range(5)] == [200] * 5
+    for conn in slow:
+        conn.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -325,6 +327,30 @@ def test_file_wrapper_goes_out_with_sendfile(
         assert conn.read_response().body == big_file.read_bytes()  # keep-alive in sync
     # The first os.sendfile call starts at the offset (reported after the bytes went out).
     assert probe.expect_prefix("sendfile ").startswith(f"sendfile {start} ")
+
+
+def test_a_download_cut_by_the_client_is_logged_with_its_bytes(
+    serve: Serve, probe: Probe, tmp_path: Path
+) -> None:
+    # nginx logs an interrupted download too, with what was sent: so does porch.
+    path = tmp_path / "huge.bin"
+    size = 32 << 20  # more than the socket buffers hold: sendfile is still at work
+    with path.open("wb") as f:
+        f.truncate(size)
+    access_log = tmp_path / "access.log"
+    worker = serve(
+        file_app(path, probe), access_logfile=str(access_log), access_logformat="%(s)s %(B)s"
+    )
+    conn = worker.connect(rcvbuf=4096)
+    conn.send(get("/file"))
+    assert conn.read_head().status == 200
+    conn.read_exact(1000)
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()  # a reset, mid-body
+    assert worker.stop() == 0  # flushes the log
+    status, sent = access_log.read_text().split()
+    assert status == "200"
+    assert 1000 <= int(sent) < size
 
 
 @pytest.mark.usefixtures("sendfile_calls")

@@ -65,7 +65,6 @@ class HTTPConnection(asyncio.Protocol):
     __slots__ = (
         "_sendfile",
         "body_done",
-        "busy_counted",
         "client_counted",
         "closed",
         "closing",
@@ -122,7 +121,6 @@ class HTTPConnection(asyncio.Protocol):
         self.remote_addr = ""
         self.remote_port = ""
         self.proxy_header = ProxyHeaderParser() if ctx.config.proxy_protocol else None
-        self.busy_counted = False  # counted in ctx.app_busy (load shedding)
         self.client_counted = False  # counted by --max-client-connections
         self._sendfile: SendFile | None = None
 
@@ -210,9 +208,6 @@ class HTTPConnection(asyncio.Protocol):
         self.ctx.connection_closed(self)
         if self.client_counted:
             self.ctx.client_limits.connection_closed(self.remote_addr)
-        if self.busy_counted:  # the exchange never finished: free its shedding slot
-            self.busy_counted = False
-            self.ctx.app_busy -= 1
         if self._sendfile is not None:
             self._sendfile.stop(ok=False)
         if self.continued is not None:
@@ -350,13 +345,10 @@ class HTTPConnection(asyncio.Protocol):
             if wait:
                 self.send_error(429, "request rate limit exceeded", retry_after=wait)
                 return
-        if ctx.shed_at:
-            if ctx.app_busy >= ctx.shed_at:
-                ctx.shedding()
-                self.send_error(503, "the server is busy, retry shortly", retry_after=1.0)
-                return
-            ctx.app_busy += 1
-            self.busy_counted = True
+        if ctx.shed_at and ctx.app_jobs() >= ctx.shed_at:
+            ctx.shedding()
+            self.send_error(503, "the server is busy, retry shortly", retry_after=1.0)
+            return
         app = ctx.app
         if ctx.static is not None:
             static = ctx.static.match(head.method, head.path, head.headers)
@@ -372,9 +364,6 @@ class HTTPConnection(asyncio.Protocol):
         """Called on the loop once the response is fully handed to the transport."""
         self.exchange = None
         ctx = self.ctx
-        if self.busy_counted:
-            self.busy_counted = False
-            ctx.app_busy -= 1
         if not self.body_done and self.stream is not None and keep_alive and self._drain_body():
             return  # _on_end calls exchange_done again once the rest was read and discarded
         ctx.request_done()
@@ -512,12 +501,13 @@ class HTTPConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.abort()
 
-    def sendfile(self, fd: int, offset: int, count: int, done: Callable[[bool], None]) -> None:
-        """Send ``count`` bytes of file ``fd`` from ``offset`` with os.sendfile."""
+    def sendfile(self, fd: int, offset: int, count: int, done: Callable[[bool, int], None]) -> None:
+        """Send ``count`` bytes of file ``fd`` from ``offset`` with os.sendfile;
+        ``done(ok, unsent)`` is called once finished or failed."""
         assert self.transport is not None
         sock = self.transport.get_extra_info("socket")
         if sock is None or self.closing:
-            done(False)
+            done(False, count)
             return
         sending = SendFile(self, fd, offset, count, done)
         if not sending.start(sock.fileno()):

@@ -108,8 +108,9 @@ class WorkerContext:
 
             self.static = StaticFiles.from_config(config)
         self.client_limits = ClientLimits(config)
-        # Load shedding (threads mode): requests in the app or waiting for a thread.
-        self.app_busy = 0
+        # Load shedding (threads mode): at this many app jobs running or waiting for a
+        # thread (app_jobs), a new request gets 503. A response going out by sendfile,
+        # or parked until a slow client reads, holds no thread and does not count.
         self.shed_at = (
             config.threads + config.request_queue
             if config.threads > 1 and config.request_queue
@@ -193,6 +194,10 @@ class WorkerContext:
             if self.set_accepting is not None:
                 self.set_accepting(True)
 
+    def app_jobs(self) -> int:
+        """App jobs running on, or queued for, the app threads (0 in inline mode)."""
+        return 0 if self.executor is None else self.executor.pending()
+
     def shedding(self) -> None:
         """Log load shedding at most once every 10 s."""
         now = time.monotonic()
@@ -201,7 +206,7 @@ class WorkerContext:
             error_log.warning(
                 "shedding load: %d requests in or waiting for the %d app threads "
                 "(--request-queue %d); answering 503",
-                self.app_busy,
+                self.app_jobs(),
                 self.config.threads,
                 self.config.request_queue,
             )

@@ -423,9 +423,12 @@ class Exchange(StartResponse):
         self.framing.sent = count  # the bytes go out below the framing layer
         self.conn.sendfile(fd, offset, count, self._sendfile_done)
 
-    def _sendfile_done(self, ok: bool) -> None:
+    def _sendfile_done(self, ok: bool, unsent: int) -> None:
+        assert self.framing is not None
+        self.framing.sent -= unsent  # the access log counts what went out
         if not ok:
             self._close_result()
+            self._access()  # a cut download is logged too (nginx does), with its bytes
             self.conn.abort()
             self.conn.exchange_done(False)
             return

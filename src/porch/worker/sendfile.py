@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 class SendFile:
     """Sends a file span with os.sendfile: at once while the socket takes it, then
-    driven by add_writer on a dup of the socket fd.
+    driven by add_writer on a dup of the socket fd. ``done(ok, unsent)`` ends it.
 
     The first attempt writes to the transport's own socket, only when the
     transport has nothing queued (the head went out whole), so bytes stay in
@@ -33,7 +33,7 @@ class SendFile:
         file_fd: int,
         offset: int,
         count: int,
-        done: Callable[[bool], None],
+        done: Callable[[bool, int], None],
     ) -> None:
         self.conn, self.fd, self.file_fd = conn, -1, file_fd
         self.offset, self.count, self.done = offset, count, done
@@ -47,17 +47,17 @@ class SendFile:
                 while self.count > 0:
                     sent = os.sendfile(sock_fd, self.file_fd, self.offset, min(self.count, 1 << 20))
                     if sent == 0:  # the file is shorter than announced
-                        self.done(False)
+                        self.done(False, self.count)
                         return True
                     self.offset += sent
                     self.count -= sent
             except BlockingIOError:
                 pass
             except OSError:
-                self.done(False)
+                self.done(False, self.count)
                 return True
             if self.count <= 0:
-                self.done(True)
+                self.done(True, 0)
                 return True
         self.fd = os.dup(sock_fd)
         conn.deadline = monotonic() + conn.ctx.config.write_timeout
@@ -88,4 +88,4 @@ class SendFile:
         os.close(self.fd)
         self.conn.sendfile_done()
         self.conn.deadline = 0.0
-        self.done(ok)
+        self.done(ok, self.count)

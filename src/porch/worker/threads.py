@@ -30,20 +30,30 @@ __all__ = ["AppThreads", "LoopInbox"]
 class AppThreads:
     """``count`` daemon threads running submitted callables in order of submission."""
 
-    __slots__ = ("_jobs", "_stopped", "threads")
+    __slots__ = ("_finished", "_jobs", "_stopped", "_submitted", "threads")
 
     def __init__(self, count: int, *, name_prefix: str) -> None:
         self._jobs: SimpleQueue[Callable[[], object] | None] = SimpleQueue()
         self._stopped = False
+        # Counted without a lock: jobs are submitted from the loop thread only, and
+        # each app thread counts the jobs it finished in a slot of its own.
+        self._submitted = 0
+        self._finished = [0] * count
         self.threads = [
-            threading.Thread(target=self._work, name=f"{name_prefix}_{i}", daemon=True)
+            threading.Thread(target=self._work, args=(i,), name=f"{name_prefix}_{i}", daemon=True)
             for i in range(count)
         ]
         for thread in self.threads:
             thread.start()
 
     def submit(self, job: Callable[[], object]) -> None:
+        """Queue ``job`` (from the loop thread: see ``pending``)."""
+        self._submitted += 1
         self._jobs.put(job)
+
+    def pending(self) -> int:
+        """Jobs submitted and not finished: running, or waiting for a thread."""
+        return self._submitted - sum(self._finished)
 
     def shutdown(self) -> None:
         """Run no further job; each thread ends once its current job returns."""
@@ -51,8 +61,9 @@ class AppThreads:
         for _ in self.threads:
             self._jobs.put(None)
 
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
         jobs = self._jobs
+        finished = self._finished
         while True:
             job = jobs.get()
             if job is None or self._stopped:
@@ -61,6 +72,7 @@ class AppThreads:
                 job()
             except BaseException:  # pragma: no cover - jobs handle their own errors
                 error_log.exception("Unexpected error in an app thread")
+            finished[index] += 1
 
 
 class LoopInbox:

@@ -18,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         result = load_config(args, os.environ)
+        check_settings(result.config)
     except ConfigError as exc:
         return _error(str(exc), ExitCode.USAGE)
     except SystemExit as exc:  # --help and --version have printed their text
@@ -29,6 +30,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.print_config:
         return ExitCode.OK
     return _serve(result.config, args)
+
+
+def check_settings(config: Config) -> None:
+    """What only other layers can judge, before anything binds or forks (ConfigError)."""
+    from porch.log import check_access_format
+
+    check_access_format(config.access_logformat)
 
 
 def _error(message: str, code: ExitCode) -> int:
@@ -68,6 +76,8 @@ def _serve(config: Config, args: Sequence[str]) -> int:
 
     def reload_config() -> Config:
         """HUP: the same command line over the file and environment as they are now."""
-        return load_config(args, os.environ).config
+        config = load_config(args, os.environ).config
+        check_settings(config)
+        return config
 
     return Arbiter(config, reload_config=reload_config).run()

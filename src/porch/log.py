@@ -31,6 +31,7 @@ __all__ = [
     "ACCESS_LOGGER",
     "ERROR_LOGGER",
     "AccessLog",
+    "check_access_format",
     "escape",
     "reopen_log_files",
     "setup_logging",
@@ -463,6 +464,20 @@ def _compile_atom(key: str) -> _Atom:
 # --- the access log --------------------------------------------------------------
 
 
+def check_access_format(template: str) -> None:
+    """Raise ConfigError unless ``template`` is a usable ``--access-logformat``."""
+    if template.strip() == JSON_FORMAT:
+        return
+    atoms = {key: _compile_atom(key) for key in _ATOM_PATTERN.findall(template)}
+    try:
+        template % dict.fromkeys(atoms, "-")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"--access-logformat: invalid format {template!r}: {exc!r} "
+            "(use %(atom)s and write a literal percent sign as %%)"
+        ) from exc
+
+
 class AccessLog:
     """Formats and writes one ``porch.access`` record per request."""
 
@@ -481,15 +496,9 @@ class AccessLog:
         self._template = config.access_logformat
         atoms: dict[str, _Atom] = {}
         if not self._json:
+            check_access_format(self._template)
             for key in _ATOM_PATTERN.findall(self._template):
                 atoms.setdefault(key, _compile_atom(key))
-            try:
-                self._template % dict.fromkeys(atoms, "-")
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ConfigError(
-                    f"--access-logformat: invalid format {self._template!r}: {exc!r} "
-                    "(use %(atom)s and write a literal percent sign as %%)"
-                ) from exc
         # Only the atoms the format uses are computed on each request.
         self._atoms: tuple[tuple[str, _Atom], ...] = tuple(atoms.items())
 

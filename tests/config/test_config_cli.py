@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import porch
+import porch.log
 from porch.cli import main
 from porch.config import Config, load_config
 from porch.config.loaders import all_settings, build_parser
@@ -135,6 +136,7 @@ def test_serve_sets_up_logging_then_runs_the_arbiter(monkeypatch: pytest.MonkeyP
 
     fake_log = types.ModuleType("porch.log")
     fake_log.setup_logging = setup_logging  # type: ignore[attr-defined]
+    fake_log.check_access_format = porch.log.check_access_format  # type: ignore[attr-defined]
     fake_arbiter = types.ModuleType("porch.supervisor.arbiter")
     fake_arbiter.Arbiter = FakeArbiter  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "porch.log", fake_log)
@@ -158,6 +160,7 @@ def test_a_logging_config_error_exits_2(
 
     fake_log = types.ModuleType("porch.log")
     fake_log.setup_logging = setup_logging  # type: ignore[attr-defined]
+    fake_log.check_access_format = porch.log.check_access_format  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "porch.log", fake_log)
     # The arbiter must not even be imported: stand in one that fails the test if run.
     fake_arbiter = types.ModuleType("porch.supervisor.arbiter")
@@ -173,6 +176,27 @@ def test_check_config_with_a_bad_value_exits_2_naming_the_flag(tmp_path: Path) -
     done = run_porch("--check-config", "--workers", "abc", "hello:app", cwd=tmp_path)
     assert done.returncode == 2
     assert "porch: error: --workers: expected a whole number >= 1, got 'abc'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--access-logformat", "%(zz)s"], "--access-logformat: unknown atom %(zz)s"),
+        (["--access-logformat", "%(h)s_%d"], "--access-logformat: invalid format"),
+        (["--backlog", "99999999999"], "--backlog: expected a whole number from 1 to 65535"),
+    ],
+    ids=["unknown-atom", "bad-format", "huge-backlog"],
+)
+def test_values_only_a_worker_would_trip_on_are_refused_up_front(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    # Before this was checked, --check-config said OK and a real start bound its
+    # sockets, forked, and died with a worker traceback (exit 3 or 1).
+    for mode in (["--check-config"], []):
+        done = run_porch(*mode, *args, "hello:app", cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr
 
 
 def test_check_config_loads_a_good_app(tmp_path: Path) -> None:

@@ -45,7 +45,10 @@ _STRING_FORMS = {
     "forwarded_headers": "x-forwarded or forwarded",
 }
 # Whole-number settings with a bounded range: name -> (lowest, highest).
-_RANGES: dict[str, tuple[int, int]] = {"compress_level": (1, 9)}
+_RANGES: dict[str, tuple[int, int]] = {
+    "compress_level": (1, 9),
+    "backlog": (1, 65535),  # listen() takes a C int; kernels cap it far lower (somaxconn)
+}
 MEDIA_RANGE_FORM = "a media type like text/html or a wildcard like text/*"
 BIND_FORM = "HOST:PORT, [IPV6]:PORT, :PORT, unix:PATH or fd://N"
 TRUSTED_PEER_FORM = "an IP address, a network like 10.0.0.0/8, or *"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pwd
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,35 @@ def test_pidfile_written_and_removed_only_when_ours(tmp_path: Path) -> None:
     remove_pidfile(path, 1234)
     assert not Path(path).exists()
     remove_pidfile(path, 1234)  # already gone: no error
+
+
+def test_pidfile_of_a_running_porch_is_not_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "porch.pid"
+    # A live process whose command line names porch (as `porch app:app` does).
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "porch"])
+    try:
+        path.write_text(f"{other.pid}\n")
+        with pytest.raises(ConfigError, match=f"names process {other.pid}, a porch"):
+            write_pidfile(str(path), os.getpid())
+        assert path.read_text() == f"{other.pid}\n"  # left as it was
+    finally:
+        other.kill()
+        other.wait()
+    # Its process gone: the file is stale and replaced.
+    write_pidfile(str(path), os.getpid())
+    assert path.read_text() == f"{os.getpid()}\n"
+
+
+def test_pidfile_naming_an_unrelated_process_is_stale(tmp_path: Path) -> None:
+    path = tmp_path / "porch.pid"
+    unrelated = subprocess.Popen(["sleep", "30"])  # a reused pid: not a porch
+    try:
+        path.write_text(f"{unrelated.pid}\n")
+        write_pidfile(str(path), os.getpid())
+        assert path.read_text() == f"{os.getpid()}\n"
+    finally:
+        unrelated.kill()
+        unrelated.wait()
 
 
 def test_pidfile_unwritable(tmp_path: Path) -> None:

@@ -243,7 +243,7 @@ class Config:
         Kind.STR,
         "-p",
         "--pid",
-        help="Write the master's PID to this file.",
+        help="Write the master's PID to this file (refused when it names a porch still running).",
         section="Processes",
         metavar="FILE",
     )

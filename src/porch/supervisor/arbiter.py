@@ -136,12 +136,12 @@ class Arbiter:
             from porch.worker.process import run_worker
 
             self._worker_main = run_worker
+        self._set_pidfile(config.pid)  # first: a running porch's file is not taken over
         self._listeners = create_listeners(
             config.bind, backlog=config.backlog, socket_mode=config.socket_mode, environ=os.environ
         )
         for listener in self._listeners:
             self._log.info("Listening at: %s (%d)", listener.name, os.getpid())
-        self._set_pidfile(config.pid)
         self._signals.install()
         if config.reload:
             roots = watch_roots(config.app, config.chdir)

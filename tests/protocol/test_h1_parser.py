@@ -215,6 +215,7 @@ def test_request_head_fields() -> None:
         expect_continue=True,
         content_length=3,
         chunked=False,
+        target=b"/p/a%20th?q=1&r",
     )
 
 

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -330,6 +331,20 @@ def test_both_listeners_serve(serve: Serve, kind: str) -> None:
     raw = b"POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"
     response = worker.request(raw, kind=kind)
     assert json.loads(response.body)["body"] == "hi"
+
+
+def test_access_log_request_line_is_as_received(serve: Serve, tmp_path: Path) -> None:
+    # %(r)s is the request line as the client sent it (gunicorn, nginx): the target
+    # still percent-encoded, so a decoded %22 or %20 cannot forge the log's fields.
+    access_log = tmp_path / "access.log"
+    worker = serve(echo, access_logfile=str(access_log), access_logformat='"%(r)s" %(s)s')
+    targets = ["/x%22%20200%20999%20%22y", "/a%20b/c%2Fd?q=%20x", "http://other.example/p?a=1"]
+    with worker.connect() as conn:
+        for target in targets:
+            conn.send(f"GET {target} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            assert conn.read_response().status == 200
+    assert worker.stop() == 0  # flushes the log
+    assert access_log.read_text().splitlines() == [f'"GET {t} HTTP/1.1" 200' for t in targets]
 
 
 def test_httpx_client_over_tcp_and_unix(serve: Serve) -> None:

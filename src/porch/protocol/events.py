@@ -18,7 +18,8 @@ class RequestHead:
     ``path`` and ``query`` are the raw (still percent-encoded) bytes of the
     request-target; for an absolute-form target (RFC 9112 §3.2.2) ``path`` is
     the path part and ``host`` is the target's authority. Header names and
-    values are the raw bytes as received, in order.
+    values are the raw bytes as received, in order. ``target`` is the
+    request-target exactly as received (the access log's request line).
     """
 
     method: str
@@ -31,6 +32,7 @@ class RequestHead:
     expect_continue: bool
     content_length: int | None  # None when chunked or no body
     chunked: bool
+    target: bytes
 
     def __init__(
         self,
@@ -44,6 +46,7 @@ class RequestHead:
         expect_continue: bool,
         content_length: int | None,
         chunked: bool,
+        target: bytes = b"",
     ) -> None:
         self.method = method
         self.path = path
@@ -55,6 +58,7 @@ class RequestHead:
         self.expect_continue = expect_continue
         self.content_length = content_length
         self.chunked = chunked
+        self.target = target
 
 
 @dataclass(slots=True, init=False)

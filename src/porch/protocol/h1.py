@@ -382,6 +382,7 @@ class H1Parser:
                 expect,
                 content_length,
                 chunked,
+                url,
             )
         )
 

@@ -242,6 +242,9 @@ class Exchange(StartResponse):
     def _access(self) -> None:
         access = self.ctx.access_log
         if access.enabled:
+            target = self.head.target
+            if target:  # %(r)s: the request line as received, not a decoded path
+                self.environ.setdefault("RAW_URI", target.decode("latin-1"))
             access.log(
                 self.environ,
                 self.status,

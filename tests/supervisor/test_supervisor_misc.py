@@ -110,3 +110,7 @@ def test_watch_roots(tmp_path: Path) -> None:
     outside = str(tmp_path.parent / "elsewhere" / "app.py")
     assert watch_roots(f"{outside}:application", base) == [base, str(tmp_path.parent / "elsewhere")]
     assert watch_roots(None, None) == [os.getcwd()]
+    # --pythonpath folders too (relative ones from the app directory), once each.
+    libs = str(tmp_path.parent / "libs")
+    assert watch_roots("app:app", base, [libs, "sub", libs]) == [base, libs]
+    assert watch_roots("app:app", str(tmp_path / "sub"), [base]) == [base]

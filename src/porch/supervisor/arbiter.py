@@ -144,7 +144,7 @@ class Arbiter:
             self._log.info("Listening at: %s (%d)", listener.name, os.getpid())
         self._signals.install()
         if config.reload:
-            roots = watch_roots(config.app, config.chdir)
+            roots = watch_roots(config.app, config.chdir, config.pythonpath)
             self._reloader = SourceReloader(roots=roots, on_change=self._on_source_change)
             self._reloader.start()
 

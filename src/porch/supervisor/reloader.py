@@ -27,14 +27,20 @@ def require_watchfiles() -> None:
         ) from None
 
 
-def watch_roots(app: str | None, chdir: str | None) -> list[str]:
-    """Directories to watch: the app directory (``--chdir`` or cwd), plus a file app's folder."""
+def watch_roots(app: str | None, chdir: str | None, pythonpath: Sequence[str] = ()) -> list[str]:
+    """Directories to watch: the app directory (``--chdir`` or cwd), a file app's
+    folder, and the ``--pythonpath`` entries (relative ones from the app directory,
+    as the loader resolves them); none twice, none inside another."""
     base = os.path.abspath(chdir or os.getcwd())
-    roots = [base]
+    candidates = [base]
     target = (app or "").split(":", 1)[0]
     if target.endswith(".py"):
-        folder = os.path.dirname(os.path.abspath(os.path.join(base, target)))
-        if not (folder + os.sep).startswith(base + os.sep):
+        candidates.append(os.path.dirname(os.path.abspath(os.path.join(base, target))))
+    candidates.extend(os.path.abspath(os.path.join(base, entry)) for entry in pythonpath)
+    roots: list[str] = []
+    for folder in candidates:
+        if not any((folder + os.sep).startswith(root + os.sep) for root in roots):
+            roots = [r for r in roots if not (r + os.sep).startswith(folder + os.sep)]
             roots.append(folder)
     return roots
 

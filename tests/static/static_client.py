@@ -68,9 +68,10 @@ class Client:
     def raw(
         self, path: bytes | str, *headers: tuple[str, str], method: str = "GET"
     ) -> StaticResponse | None:
-        raw_path = path.encode("latin-1") if isinstance(path, str) else path
+        target = path.encode("latin-1") if isinstance(path, str) else path
+        raw_path, _, query = target.partition(b"?")
         fields = [(name.encode(), value.encode("latin-1")) for name, value in headers]
-        return self.static.match(method, raw_path, fields)
+        return self.static.match(method, raw_path, fields, query)
 
     def request(self, path: bytes | str, *headers: tuple[str, str], method: str = "GET") -> Answer:
         response = self.raw(path, *headers, method=method)

@@ -281,6 +281,8 @@ def test_directory_without_slash_redirects_when_it_has_an_index(site: Path) -> N
     assert answer["Location"] == "/static/docs/"
     assert answer.body == b"301 Moved Permanently\n"
     assert client.head("/static/docs")["Location"] == "/static/docs/"
+    # The query stays (nginx keeps it too): /dir?page=2 -> /dir/?page=2
+    assert client.get("/static/docs?page=2&q=a%20b")["Location"] == "/static/docs/?page=2&q=a%20b"
 
 
 def test_redirect_location_is_percent_encoded(site: Path) -> None:

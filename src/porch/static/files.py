@@ -137,12 +137,17 @@ class StaticFiles:
         )
 
     def match(
-        self, method: str, raw_path: bytes, headers: Sequence[tuple[bytes, bytes]]
+        self,
+        method: str,
+        raw_path: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        query: bytes = b"",
     ) -> StaticResponse | None:
         """The response for a request, or None when its path is not under a mount.
 
         ``raw_path`` is the request-target's path exactly as received (percent-
-        encoded, no query); ``headers`` are the raw request header fields.
+        encoded, no query); ``headers`` are the raw request header fields;
+        ``query`` is kept by a directory's redirect to its slashed URL.
         """
         route = route_request(self.mounts, raw_path)
         if route is None:
@@ -157,7 +162,7 @@ class StaticFiles:
         resolved = self._resolved.get(key)
         if resolved is None or resolved.expires <= now:
             root = os.path.realpath(route.mount.directory)
-            found = self._find(root, route, head_only)
+            found = self._find(root, route, head_only, query)
             if isinstance(found, StaticResponse):
                 self._resolved.pop(key, None)
                 return found
@@ -173,7 +178,9 @@ class StaticFiles:
 
     # --- finding the file -----------------------------------------------------------
 
-    def _find(self, root: str, route: Route, head_only: bool) -> tuple[str, str] | StaticResponse:
+    def _find(
+        self, root: str, route: Route, head_only: bool, query: bytes = b""
+    ) -> tuple[str, str] | StaticResponse:
         """(path, name for the media type) of the file to serve, or a 404/403/301."""
         assert route.segments is not None
         path = self._contained(root, os.path.join(root, *route.segments))
@@ -185,6 +192,8 @@ class StaticFiles:
                 return error_response(404, head_only=head_only)  # never a listing
             if not route.directory_url:
                 location = route.url(trailing_slash=True)
+                if query:  # as nginx does: /dir?page=2 -> /dir/?page=2
+                    location += "?" + query.decode("latin-1")
                 return error_response(301, head_only=head_only, headers=[("Location", location)])
             assert index is not None
             return index, self.index

@@ -351,7 +351,7 @@ class HTTPConnection(asyncio.Protocol):
             return
         app = ctx.app
         if ctx.static is not None:
-            static = ctx.static.match(head.method, head.path, head.headers)
+            static = ctx.static.match(head.method, head.path, head.headers, head.query)
             if static is not None:
                 app = static.as_wsgi_app()
         exchange = self.exchange = Exchange(self, head, environ, app)

@@ -526,10 +526,17 @@ class AccessLog:
         response_headers: HeaderPairs,
         body_bytes: int,
         duration_s: float,
+        raw_target: bytes = b"",
     ) -> None:
-        """Write the record for one finished request (no-op when the access log is off)."""
+        """Write the record for one finished request (no-op when the access log is off).
+
+        ``raw_target`` is the request-target as received: ``%(r)s`` shows it (as
+        ``RAW_URI``), not the decoded path.
+        """
         if not self.enabled:
             return
+        if raw_target:
+            environ.setdefault("RAW_URI", raw_target.decode("latin-1"))
         try:
             line = self.format(environ, status, response_headers, body_bytes, duration_s)
         except Exception:

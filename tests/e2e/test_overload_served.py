@@ -19,7 +19,10 @@ GET = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 def test_rate_limit_answers_429_with_retry_after(porch: type[PorchProcess]) -> None:
     server = porch(
-        ["examples/hello.py", "-b", "127.0.0.1:0", "--rate-limit", "1", "--rate-limit-burst", "3"]
+        [
+            *("examples/hello.py", "-b", "127.0.0.1:0", "--access-logfile", "-"),
+            *("--rate-limit", "1", "--rate-limit-burst", "3"),
+        ]
     )
     answers = [raw_request(server.url, GET) for _ in range(5)]
     statuses = [status_of(a) for a in answers]
@@ -29,6 +32,10 @@ def test_rate_limit_answers_429_with_retry_after(porch: type[PorchProcess]) -> N
     assert b"\r\nRetry-After: 1\r\n" in refused
     assert server.logged("--rate-limit exceeded")
     assert sum("--rate-limit exceeded" in line for line in server.lines) == 1  # logged once
+    # Each refusal is in the access log, as nginx logs its limit_req refusals.
+    assert server.logged('"GET / HTTP/1.1" 429 ')
+    refusals = sum('"GET / HTTP/1.1" 429 ' in line for line in server.lines)
+    assert refusals == statuses.count(429)
 
 
 def test_client_connection_limit(porch: type[PorchProcess]) -> None:

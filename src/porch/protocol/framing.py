@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-__all__ = ["ResponseFraming", "error_response", "header_lines", "status_line"]
+__all__ = ["ResponseFraming", "error_body", "error_response", "header_lines", "status_line"]
 
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 _STATUS_LINES: Final[dict[tuple[str, str], bytes]] = {}
@@ -141,12 +141,17 @@ class ResponseFraming:
         return self.no_body or self.expected is None or self.sent >= self.expected
 
 
+def error_body(status: int, reason: str, message: str) -> bytes:
+    """The body of ``error_response``."""
+    return f"{status} {reason}: {message}\n".encode()
+
+
 def error_response(
     status: int, reason: str, message: str, *, extra: bytes, retry_after: int
 ) -> bytes:
     """A server-made plain-text error that closes the connection (``extra``: header
     lines such as Date; ``retry_after``: seconds, 0 for none)."""
-    body = f"{status} {reason}: {message}\n".encode()
+    body = error_body(status, reason, message)
     retry = f"Retry-After: {retry_after}\r\n" if retry_after else ""
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"

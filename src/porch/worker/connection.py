@@ -25,9 +25,10 @@ from typing import Final
 
 from porch.errors import BodyUnavailable
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
-from porch.protocol.framing import error_response
+from porch.protocol.framing import error_body, error_response
 from porch.protocol.h1 import H1Parser
 from porch.protocol.proxy_protocol import ProxyHeaderError, ProxyHeaderParser
+from porch.types import Environ
 from porch.worker.body_stream import CONTINUE, BodyStream, read_socket
 from porch.worker.context import WorkerContext, reason_phrase
 from porch.worker.continue_body import ContinueBody
@@ -343,11 +344,11 @@ class HTTPConnection(asyncio.Protocol):
         if ctx.client_limits.active:
             wait = ctx.client_limits.retry_after(environ["REMOTE_ADDR"])
             if wait:
-                self.send_error(429, "request rate limit exceeded", retry_after=wait)
+                self._turn_away(environ, 429, "request rate limit exceeded", wait)
                 return
         if ctx.shed_at and ctx.app_jobs() >= ctx.shed_at:
             ctx.shedding()
-            self.send_error(503, "the server is busy, retry shortly", retry_after=1.0)
+            self._turn_away(environ, 503, "the server is busy, retry shortly", 1.0)
             return
         app = ctx.app
         if ctx.static is not None:
@@ -549,6 +550,22 @@ class HTTPConnection(asyncio.Protocol):
             self.abort()  # a response is on its way: no error response can follow it
         else:
             self.send_error(event.status, event.message)
+
+    def _turn_away(self, environ: Environ, status: int, message: str, retry_after: float) -> None:
+        """An overload limit refuses a parsed request: the answer, and its access-log
+        record (nginx logs its limit_req refusals too; the error log says it once)."""
+        self.send_error(status, message, retry_after=retry_after)
+        head = self.head
+        assert head is not None
+        reason = reason_phrase(status)
+        self.ctx.access_log.log(
+            environ,
+            f"{status} {reason}",
+            (),
+            len(error_body(status, reason, message)),
+            0.0,
+            head.target,
+        )
 
     def send_error(self, status: int, message: str, *, retry_after: float = 0.0) -> None:
         """Answer a server-generated error and close the connection."""

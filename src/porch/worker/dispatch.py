@@ -242,9 +242,6 @@ class Exchange(StartResponse):
     def _access(self) -> None:
         access = self.ctx.access_log
         if access.enabled:
-            target = self.head.target
-            if target:  # %(r)s: the request line as received, not a decoded path
-                self.environ.setdefault("RAW_URI", target.decode("latin-1"))
             access.log(
                 self.environ,
                 self.status,
@@ -252,6 +249,7 @@ class Exchange(StartResponse):
                 # Body bytes actually sent (none for HEAD, truncated to Content-Length).
                 self.framing.sent if self.framing is not None else self.error_bytes,
                 monotonic() - self.since,
+                self.head.target,
             )
 
     def _close_result(self) -> None:

@@ -466,8 +466,12 @@ def _compile_atom(key: str) -> _Atom:
 
 def check_access_format(template: str) -> None:
     """Raise ConfigError unless ``template`` is a usable ``--access-logformat``."""
-    if template.strip() == JSON_FORMAT:
-        return
+    if template.strip() != JSON_FORMAT:
+        _compile_format(template)
+
+
+def _compile_format(template: str) -> dict[str, _Atom]:
+    """The atoms a text format uses, each compiled once; ConfigError when it is unusable."""
     atoms = {key: _compile_atom(key) for key in _ATOM_PATTERN.findall(template)}
     try:
         template % dict.fromkeys(atoms, "-")
@@ -476,6 +480,7 @@ def check_access_format(template: str) -> None:
             f"--access-logformat: invalid format {template!r}: {exc!r} "
             "(use %(atom)s and write a literal percent sign as %%)"
         ) from exc
+    return atoms
 
 
 class AccessLog:
@@ -494,11 +499,7 @@ class AccessLog:
 
         self._json = config.access_logformat.strip() == JSON_FORMAT
         self._template = config.access_logformat
-        atoms: dict[str, _Atom] = {}
-        if not self._json:
-            check_access_format(self._template)
-            for key in _ATOM_PATTERN.findall(self._template):
-                atoms.setdefault(key, _compile_atom(key))
+        atoms = {} if self._json else _compile_format(self._template)
         # Only the atoms the format uses are computed on each request.
         self._atoms: tuple[tuple[str, _Atom], ...] = tuple(atoms.items())
 

@@ -60,10 +60,8 @@ def _is_running_porch(pid: int) -> bool:
 
 def remove_pidfile(path: str, pid: int) -> None:
     """Remove ``path`` if it holds ``pid`` (another master may have replaced it)."""
-    try:
-        with open(path, encoding="ascii") as handle:
-            content = handle.read().strip()
-        if content == str(pid):
+    if _read_pid(path) == pid:
+        try:
             os.unlink(path)
-    except (OSError, UnicodeDecodeError):
-        pass
+        except OSError:
+            pass

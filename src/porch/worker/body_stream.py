@@ -28,15 +28,11 @@ from __future__ import annotations
 import os
 import select
 import threading
-import time
 from collections import deque
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from porch.errors import BodyUnavailable
 from porch.wsgi.input import StreamingInput
-
-# Final: compiled code calls the clock directly, not through a lookup in the module's globals.
-monotonic: Final = time.monotonic
 
 if TYPE_CHECKING:
     from porch.worker.connection import HTTPConnection
@@ -202,24 +198,16 @@ class BodyStream(StreamingInput):
         conn = self._conn
         if self._continue_due:
             self._continue_due = False
-            conn.ctx.to_loop(self._send_continue)
+            conn.ctx.to_loop(conn.send_continue)
         # A little longer than the loop's own body deadline, which answers 408 first.
         timeout = conn.ctx.config.body_timeout + 1.0
-        inflight = conn.ctx.inflight.threads
-        ident = threading.get_ident()
-        exchange = inflight.pop(ident, None)
-        waited_from = monotonic()
+        away = conn.ctx.inflight.step_out()
         try:
             while not self._chunks and not self._ended and self._error is None:
                 if not self._cond.wait(timeout):
                     self._error = "timed out waiting for the request body"
         finally:
-            if exchange is not None:  # back in the watchdog's view, without the time waited
-                exchange.watch_from += monotonic() - waited_from
-                inflight[ident] = exchange
-
-    def _send_continue(self) -> None:
-        self._conn.send_continue()
+            conn.ctx.inflight.step_in(away)
 
     def _pull_inline(self) -> bytes:
         """Inline mode: the loop is busy running the app, so read the socket here."""
@@ -228,7 +216,7 @@ class BodyStream(StreamingInput):
             while not self._chunks and not self._ended and self._error is None:
                 if self._continue_due and not conn.has_pending():
                     self._continue_due = False
-                    self._send_continue()
+                    conn.send_continue()
                 conn.receive_inline(conn.ctx.config.body_timeout)
         except BodyUnavailable as exc:
             self.fail(str(exc))

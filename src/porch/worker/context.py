@@ -58,6 +58,18 @@ class InFlight:
         self.loop: Exchange | None = None
         self.threads: dict[int, Exchange] = {}
 
+    def step_out(self) -> tuple[Exchange | None, float]:
+        """This app thread starts waiting for the client: out of the watchdog's view.
+        Give what is returned to :meth:`step_in` when the wait is over."""
+        return self.threads.pop(threading.get_ident(), None), time.monotonic()
+
+    def step_in(self, away: tuple[Exchange | None, float]) -> None:
+        """Back from a wait: watched again, the wait not counted as the app's time."""
+        exchange, since = away
+        if exchange is not None:
+            exchange.watch_from += time.monotonic() - since
+            self.threads[threading.get_ident()] = exchange
+
 
 class WorkerContext:
     """Everything a connection needs that is per worker, not per connection.

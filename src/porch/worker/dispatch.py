@@ -125,12 +125,7 @@ class Exchange(StartResponse):
             http_version=head.http_version,
             status_code=self.status_code,
             content_length=declared if declared is not None else content_length,
-            keep_alive=head.keep_alive
-            and ctx.keep_alive
-            and not ctx.stop_asked
-            and not self.close_connection
-            # A 100-continue body never asked for is never read: the connection closes.
-            and not self.conn.continue_owed,
+            keep_alive=self._may_keep_alive() and not self.close_connection,
         )
         known = self.known
         if known is None:  # a head the app built from unhashable parts: not remembered
@@ -162,6 +157,16 @@ class Exchange(StartResponse):
             extra=extra,
             lines=lines,
             body=body,
+        )
+
+    def _may_keep_alive(self) -> bool:
+        """Whether this response may leave the connection open, whatever the app said."""
+        return (
+            self.head.keep_alive
+            and self.ctx.keep_alive
+            and not self.ctx.stop_asked
+            # A 100-continue body never asked for is never read: the connection closes.
+            and not self.conn.continue_owed
         )
 
     def _frame(self, item: object) -> bytes:
@@ -215,10 +220,7 @@ class Exchange(StartResponse):
             http_version=head.http_version,
             status_code=500,
             content_length=len(_ERROR_BODY),
-            keep_alive=head.keep_alive
-            and ctx.keep_alive
-            and not ctx.stop_asked
-            and not self.conn.continue_owed,
+            keep_alive=self._may_keep_alive(),
         )
         self.headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(_ERROR_BODY)))]
         data = framing.head(
@@ -536,21 +538,16 @@ class Exchange(StartResponse):
         cond = self.cond
         assert cond is not None
         conn = self.conn
-        inflight = self.ctx.inflight.threads
         with cond:
             if (self.queued > _THREAD_QUEUE_BYTES or conn.write_paused) and not self.gone:
                 # Waiting on a slow reader is not the app hanging: leave the watchdog's
                 # view, and do not count the wait when coming back.
-                ident = threading.get_ident()
-                watched = inflight.pop(ident, None) is not None
-                waited_from = monotonic()
-                deadline = waited_from + self.ctx.config.write_timeout
+                away = self.ctx.inflight.step_out()
+                deadline = away[1] + self.ctx.config.write_timeout
                 while (self.queued > _THREAD_QUEUE_BYTES or conn.write_paused) and not self.gone:
                     if not cond.wait(deadline - monotonic()) and monotonic() > deadline:
                         self.gone = True
-                if watched:
-                    self.watch_from += monotonic() - waited_from
-                    inflight[ident] = self
+                self.ctx.inflight.step_in(away)
             if self.gone:
                 raise ClientGone
             self.queued += len(data)

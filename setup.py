@@ -34,6 +34,7 @@ COMPILED_MODULES = [
     "src/porch/worker/context.py",
     "src/porch/worker/dispatch.py",
     "src/porch/worker/limits.py",
+    "src/porch/worker/output.py",
     "src/porch/worker/sendfile.py",
     "src/porch/worker/threads.py",
 ]

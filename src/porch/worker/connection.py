@@ -7,7 +7,8 @@ complete, so a slow upload never holds an app thread; with
 :mod:`porch.worker.body_stream`), runs one
 :class:`~porch.worker.dispatch.Exchange` at a time (pipelined requests wait in
 order), enforces the header/body/keep-alive/write deadlines, and applies
-back-pressure in both directions.
+back-pressure in both directions. The transport side (writes, sendfile, pausing,
+closing) is its base class, :class:`porch.worker.output.ConnectionOutput`.
 
 Deadlines are absolute ``time.monotonic()`` values taken when they are set (a
 clock cached by the once-per-tick sweep could be stale by a whole tick and cut
@@ -20,7 +21,6 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
 from typing import Final
 
 from porch.errors import BodyUnavailable
@@ -32,8 +32,8 @@ from porch.types import Environ
 from porch.worker.body_stream import CONTINUE, BodyStream, read_socket
 from porch.worker.context import WorkerContext, reason_phrase
 from porch.worker.continue_body import ContinueBody
-from porch.worker.dispatch import JOIN_MAX_BYTES, Exchange
-from porch.worker.sendfile import SendFile
+from porch.worker.dispatch import Exchange
+from porch.worker.output import ConnectionOutput
 from porch.wsgi.environ import HeaderMemo, build_environ
 from porch.wsgi.input import EMPTY_INPUT, BufferedInput
 
@@ -60,19 +60,14 @@ _BATCHED_BODY_MAX_BYTES: Final = 64 * 1024
 _NO_EVENTS: Final[list[Event]] = []
 
 
-class HTTPConnection(asyncio.Protocol):
+class HTTPConnection(ConnectionOutput):
     """Drives one client connection (see module docstring)."""
 
     __slots__ = (
-        "_sendfile",
         "body_done",
         "client_counted",
-        "closed",
-        "closing",
         "continue_owed",
         "continued",
-        "ctx",
-        "deadline",
         "early",
         "exchange",
         "head",
@@ -84,18 +79,14 @@ class HTTPConnection(asyncio.Protocol):
         "pending",
         "pending_at",
         "proxy_header",
-        "reading_paused",
         "remote_addr",
         "remote_port",
         "state",
         "stream",
-        "transport",
-        "write_paused",
     )
 
     def __init__(self, ctx: WorkerContext) -> None:
-        self.ctx = ctx
-        self.transport: asyncio.Transport | None = None
+        ConnectionOutput.__init__(self, ctx)
         self.parser = H1Parser(limits=ctx.limits)
         # Parsed events not handled yet: pending[pending_at:]. A list and an index,
         # not a deque: usually the parser's own list is adopted whole (no copy), and
@@ -103,7 +94,6 @@ class HTTPConnection(asyncio.Protocol):
         self.pending: list[Event] = _NO_EVENTS
         self.pending_at = 0
         self.state = IDLE
-        self.deadline = 0.0
         self.exchange: Exchange | None = None
         self.head: RequestHead | None = None
         self.header_memo = HeaderMemo()  # this client's last header fields (build_environ)
@@ -114,16 +104,11 @@ class HTTPConnection(asyncio.Protocol):
         self.continued: ContinueBody | None = None  # an Expect: 100-continue body
         self.continue_owed = False  # ... neither asked for (100 sent) nor arrived yet
         self.in_process = False
-        self.write_paused = False
-        self.reading_paused = False
-        self.closing = False  # we closed or aborted: nothing more is read, parsed or written
-        self.closed = False  # connection_lost() ran
         self.peer_eof = False  # the client will send nothing more
         self.remote_addr = ""
         self.remote_port = ""
         self.proxy_header = ProxyHeaderParser() if ctx.config.proxy_protocol else None
         self.client_counted = False  # counted by --max-client-connections
-        self._sendfile: SendFile | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -219,10 +204,6 @@ class HTTPConnection(asyncio.Protocol):
             self.exchange.client_gone()
         elif self.input is not None:
             self.input.close()
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-        self.deadline = monotonic() + self.ctx.config.write_timeout
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -455,15 +436,7 @@ class HTTPConnection(asyncio.Protocol):
         if self.state == DRAIN:
             self._close()
 
-    # --- output ------------------------------------------------------------------
-
-    def write(self, data: bytes) -> None:
-        if not self.closing:
-            transport = self.transport
-            assert transport is not None
-            transport.write(data)
-            if transport.is_closing():  # the write failed: the peer is gone
-                self.closing = True
+    # --- answers and closing --------------------------------------------------------
 
     def send_continue(self) -> None:
         """The app reads an Expect: 100-continue body: ask the client for it (RFC 9110
@@ -477,64 +450,16 @@ class HTTPConnection(asyncio.Protocol):
         if exchange is None or exchange.framing is None:
             self.write(CONTINUE)
 
-    def write_parts(self, parts: list[bytes]) -> None:
-        """Write a response in pieces: joined when small (one send), else as a writev."""
-        if len(parts) == 1:
-            self.write(parts[0])
-            return
-        size = 0
-        for part in parts:
-            size += len(part)
-        if size < JOIN_MAX_BYTES:
-            self.write(b"".join(parts))
-        elif not self.closing:
-            transport = self.transport
-            assert transport is not None
-            transport.writelines(parts)
-            if transport.is_closing():
-                self.closing = True
-
     def abort(self) -> None:
         """Drop the connection now: a response that cannot be completed, or a client
         that does not read (also while a graceful close waits to flush)."""
         self._drop_pending()
-        self.closing = True
-        if self.transport is not None and not self.closed:
-            self.transport.abort()
-
-    def sendfile(self, fd: int, offset: int, count: int, done: Callable[[bool, int], None]) -> None:
-        """Send ``count`` bytes of file ``fd`` from ``offset`` with os.sendfile;
-        ``done(ok, unsent)`` is called once finished or failed."""
-        assert self.transport is not None
-        sock = self.transport.get_extra_info("socket")
-        if sock is None or self.closing:
-            done(False, count)
-            return
-        sending = SendFile(self, fd, offset, count, done)
-        if not sending.start(sock.fileno()):
-            self._sendfile = sending  # continues when the socket is writable
-
-    def sendfile_done(self) -> None:
-        self._sendfile = None
-
-    def _pause_reading(self) -> None:
-        if not self.reading_paused and not self.closing:
-            self.reading_paused = True
-            assert self.transport is not None
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.reading_paused and not self.closing:
-            self.reading_paused = False
-            assert self.transport is not None
-            self.transport.resume_reading()
+        self._abort_transport()
 
     def _close(self) -> None:
         # Requests pipelined behind the last answered one are never served.
         self._drop_pending()
-        if self.transport is not None and not self.closing:
-            self.closing = True
-            self.transport.close()
+        self._close_transport()
 
     def _reject(self, event: BadRequest) -> None:
         error_log.info(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 monotonic: Final = time.monotonic
 
 if TYPE_CHECKING:
-    from porch.worker.connection import HTTPConnection
+    from porch.worker.output import ConnectionOutput
 
 
 class SendFile:
@@ -29,7 +29,7 @@ class SendFile:
 
     def __init__(
         self,
-        conn: HTTPConnection,
+        conn: ConnectionOutput,
         file_fd: int,
         offset: int,
         count: int,

@@ -18,6 +18,7 @@ from porch.log import AccessLog, reopen_log_files
 from porch.worker.acceptor import Acceptor
 from porch.worker.connection import HTTPConnection
 from porch.worker.context import WorkerContext
+from porch.worker.malloc import release_free_memory
 from porch.worker.watchdog import Watchdog
 from porch.wsgi.environ import base_environ
 from porch.wsgi.file_wrapper import FileWrapper
@@ -102,6 +103,8 @@ class Worker:
         self.stop_deadline = 0.0
         self.watchdog: Watchdog | None = None
         self.master_pid = os.getppid()
+        self.served_by_last_tick = 0
+        self.served_by_last_trim = -1  # trim once after booting too (the app's import garbage)
 
     def run(self) -> int:
         for sig in _MASTER_SIGNALS:
@@ -227,6 +230,12 @@ class Worker:
                 return
             self.loop.call_later(0.05, self._tick)
             return
+        served = ctx.requests_served
+        if served == self.served_by_last_tick and served != self.served_by_last_trim:
+            # Idle for a tick after serving: hand back what the requests freed.
+            self.served_by_last_trim = served
+            release_free_memory()
+        self.served_by_last_tick = served
         self.loop.call_later(ctx.sweep_interval, self._tick)
 
     def _request_limit(self) -> None:

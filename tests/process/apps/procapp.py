@@ -2,7 +2,8 @@
 
 Routes: ``/`` ok, ``/pid`` the worker pid, ``/sleep?s=N`` (prints ``procapp: sleeping``
 first), ``/freeze`` (the worker SIGSTOPs itself: no more heartbeats), ``/big`` (grows
-the worker's memory by 64 MiB), ``/upload`` (reads the body, printing ``procapp: upload
+the worker's memory by 64 MiB), ``/churn?mib=N`` (allocates N MiB in 1 MiB pieces,
+writes them, frees them), ``/upload`` (reads the body, printing ``procapp: upload
 started`` after its first 5 bytes; answers how many bytes it read), ``/modules`` (the
 names in the worker's ``sys.modules``, one a line).
 """
@@ -43,6 +44,10 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         body = f"received {received}".encode()
     elif path == "/modules":
         body = "\n".join(sorted(sys.modules)).encode()
+    elif path == "/churn":
+        pieces = [bytearray(1024 * 1024) for _ in range(int(query.get("mib", ["1"])[0]))]
+        body = f"churned {len(pieces)} MiB".encode()
+        del pieces
     elif path == "/big":
         _hoard.append(os.urandom(64 * 1024 * 1024))
         body = b"big"

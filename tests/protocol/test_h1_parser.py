@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from h1_corpus import byte_by_byte, feed_pieces, whole
 
@@ -349,3 +351,23 @@ def test_a_bad_host_after_good_ones_on_the_same_connection_is_refused() -> None:
         assert isinstance(events[0], RequestHead) and events[0].host == b"good.example"
     events = parser.feed(b"GET / HTTP/1.1\r\nHost: bad host\r\n\r\n")
     assert [(type(e), getattr(e, "status", None)) for e in events] == [(BadRequest, 400)]
+
+
+def test_a_released_parser_parses_nothing_and_leaves_no_cycle() -> None:
+    # llhttp holds the parser's bound methods: a cycle, until release() breaks it.
+    gc.collect()
+    gc.freeze()  # what earlier tests left is not this test's to judge
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            parser = H1Parser(limits=H1Limits())
+            assert [type(e) for e in parser.feed(GET)] == [RequestHead, EndOfMessage]
+            parser.release()
+            assert parser.feed(GET) == []
+        del parser
+        gc.collect()
+        assert not [o for o in gc.garbage if isinstance(o, H1Parser)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.unfreeze()

@@ -1,4 +1,5 @@
-"""Inline mode runs apps after the loop delivered every ready read (WorkerContext.start_soon).
+"""Inline mode runs apps after the loop delivered every ready read (WorkerContext.start_soon);
+and a connection that ends is freed by reference counting, with no cycle left behind.
 
 The connection driver and the worker context are real and so is the event
 loop. The transport is a recorder, standing in for the socket at the asyncio
@@ -8,6 +9,7 @@ seam, so the test controls which reads arrive in one loop iteration.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -227,3 +229,26 @@ def test_threads_mode_hands_each_request_to_the_pool_at_once(loop: Any) -> None:
     assert events == ["app /t"] and out.written.endswith(b"ok")
     assert conn.ctx.executor is not None
     conn.ctx.executor.shutdown()
+
+
+def test_a_finished_connection_leaves_nothing_for_the_cycle_collector(loop: Any) -> None:
+    # With Connection: close on every request, cycles left by each connection kept
+    # the collector busy (7% of a worker's CPU).
+    events: list[str] = []
+    open_connection = connect(loop, events)
+    gc.collect()
+    gc.freeze()  # what earlier tests left is not this test's to judge
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for n in range(3):
+            conn, out = open_connection()
+            loop.call_soon(conn.data_received, request(f"/{n}"))
+            run_until(loop, lambda out=out: out.written)  # type: ignore[misc]
+            conn.connection_lost(None)
+            del conn, out
+        gc.collect()
+        assert not {type(o).__name__ for o in gc.garbage} & {"HTTPConnection", "H1Parser"}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.unfreeze()

@@ -151,6 +151,18 @@ class H1Parser:
             self._conn_close = False
             self._conn_keep_alive = False
 
+    def release(self) -> None:
+        """The connection is gone: parse nothing more, and let go of llhttp.
+
+        llhttp's parser holds this parser's bound methods as its callbacks, a
+        reference cycle that only the cyclic garbage collector would free: with
+        ``Connection: close`` on every request it ran every few dozen connections
+        and cost 7% of the worker's CPU. Swapping in an inert one breaks it.
+        """
+        self._done = True
+        self._events = _NO_EVENTS
+        self._parser = _RELEASED
+
     @property
     def failed(self) -> bool:
         """True once a BadRequest was emitted: the connection must close."""
@@ -446,6 +458,10 @@ def _new_llhttp(callbacks: object) -> httptools.HttpRequestParser:
     # _http_version applies RFC 9110 §2.5 and §15.6.6 to every version instead.
     parser.set_dangerous_leniencies(lenient_version=True)
     return parser
+
+
+# What a released H1Parser holds instead of its own llhttp parser (never fed).
+_RELEASED: Final = _new_llhttp(object())
 
 
 def _http_version(version: str) -> str:

@@ -191,6 +191,7 @@ class HTTPConnection(ConnectionOutput):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = self.closing = True
         self._drop_pending()
+        self.parser.release()
         self.ctx.connection_closed(self)
         if self.client_counted:
             self.ctx.client_limits.connection_closed(self.remote_addr)

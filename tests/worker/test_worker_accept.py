@@ -8,6 +8,8 @@ queue for dozens of iterations (p99 of 100-300 ms for a Flask app, 1.5 s with
 
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
 import threading
 import time
@@ -74,3 +76,34 @@ def test_a_burst_of_new_connections_is_accepted_while_the_loop_is_busy(serve: Se
     # Accepted in one pass, served in the next: ~0.2 s. One accept per pass
     # would need NEW_CLIENTS passes of ~64 ms each (2 s and more).
     assert elapsed < 1.2, f"the burst took {elapsed:.2f}s"
+
+
+def accepted_socket_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Report the options of this request's socket, found among the worker's fds by its peer."""
+    port, found = int(environ["REMOTE_PORT"]), "not found"
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            probe = socket.socket(fileno=os.dup(fd))
+        except OSError:  # not a socket
+            continue
+        with probe:
+            try:
+                if probe.type != socket.SOCK_STREAM or probe.getpeername()[1] != port:
+                    continue
+            except (OSError, IndexError, TypeError):  # unconnected, or not an INET socket
+                continue
+            nodelay = probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            nonblocking = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+            found = f"nodelay={int(bool(nodelay))} nonblocking={int(bool(nonblocking))}"
+    body = found.encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def test_an_accepted_socket_is_non_blocking_and_sends_without_delay(serve: Serve) -> None:
+    # The acceptor leaves both to the loop's transport (libuv's uv_tcp_open and
+    # uvloop's TCPTransport; asyncio's socket transport): checked on the real socket.
+    worker = serve(accepted_socket_app)
+    response = worker.request(get())
+    assert response.body == b"nodelay=1 nonblocking=1"

@@ -45,9 +45,13 @@ class WorkerChannel:
         """Tell the master this worker accepts connections (call once)."""
         self.beat()
         if self._ready_w >= 0:
-            os.write(self._ready_w, _READY)
-            os.close(self._ready_w)
-            self._ready_w = -1
+            try:
+                os.write(self._ready_w, _READY)
+            except OSError:  # EPIPE: the master is gone; the worker's tick notices and stops
+                pass
+            finally:
+                os.close(self._ready_w)
+                self._ready_w = -1
 
     # --- master side -----------------------------------------------------------
 

@@ -194,3 +194,17 @@ def test_unknown_user_is_a_usage_error(start_porch: StartPorch) -> None:
     porch = start_porch(APP, "-b", "127.0.0.1:0", "--user", "no-such-user-porch")
     assert porch.wait_exit() == ExitCode.USAGE
     assert porch.count("--user: .*'no-such-user-porch'") == 1
+
+
+def test_the_worker_connections_warning_is_not_said_per_pause(start_porch: StartPorch) -> None:
+    # One idle connection held, then requests one after another on new connections:
+    # the worker pauses accepting after each one (two open) and resumes at its close.
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "1", "--worker-connections", "2")
+    url = porch.wait_ready()
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10):
+        for _ in range(20):
+            assert _read_all(_raw_get(url, "/")).endswith(b"ok")
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+    assert porch.count(r"reached --worker-connections 2") == 1, porch.log()

@@ -18,6 +18,9 @@ __all__ = ["Worker", "WorkerTable", "describe_status", "fork_worker", "read_rss_
 ChildMain = Callable[[WorkerChannel, int], object]  # (channel, worker_id), runs in the child
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+# A stopping worker closes its last connections itself at its own deadline and
+# exits; it gets this long past the master's deadline before it is killed.
+STOP_MARGIN_SECONDS = 0.5
 
 
 @dataclass(slots=True, kw_only=True)
@@ -87,8 +90,10 @@ class WorkerTable:
             pass
 
     def stop(self, worker: Worker, signum: int, grace_seconds: float) -> None:
-        """Send ``signum``; the worker is killed if still there after ``grace_seconds``."""
-        deadline = time.monotonic() + grace_seconds
+        """Send ``signum``; the worker is killed if still there after ``grace_seconds``
+        (and STOP_MARGIN_SECONDS: the worker itself cuts what is left at its own
+        deadline, counted from when the signal reached it, then exits)."""
+        deadline = time.monotonic() + grace_seconds + STOP_MARGIN_SECONDS
         worker.stop_deadline = min(deadline, worker.stop_deadline) if worker.stopping else deadline
         worker.stop_signal = signum
         self.send(worker, signum)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import logging
+import math
 import os
 import random
 import signal
 import socket
 import sys
+import time
 from typing import TYPE_CHECKING, NoReturn
 
 from porch.edge.compress import Compressor
@@ -44,6 +46,8 @@ _MASTER_SIGNALS = (
     signal.SIGWINCH,
 )
 
+
+_FULL_WARNING_INTERVAL_S = 10  # the --worker-connections warning, at most this often
 
 _HANDLED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1})
 
@@ -104,11 +108,15 @@ class Worker:
         self.watchdog: Watchdog | None = None
         self.master_pid = os.getppid()
         self.served_by_last_tick = 0
+        self.full_warned_at = -math.inf  # last --worker-connections warning
         self.served_by_last_trim = -1  # trim once after booting too (the app's import garbage)
 
     def run(self) -> int:
         for sig in _MASTER_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
+        # USR1 (reopen the logs, e.g. from logrotate) must not end a worker still
+        # importing the app, as its default action would: held until the loop runs.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         faulthandler.enable(all_threads=True)  # SIGABRT from the master dumps every stack
         app = self.app
         if app is None:
@@ -184,11 +192,15 @@ class Worker:
         ctx = self.ctx
         assert ctx is not None and self.acceptor is not None
         if not accepting:
-            error_log.warning(
-                "worker %d reached --worker-connections %d: not accepting until one closes",
-                os.getpid(),
-                ctx.max_connections,
-            )
+            if ctx.now >= self.full_warned_at + _FULL_WARNING_INTERVAL_S:
+                self.full_warned_at = ctx.now
+                error_log.warning(
+                    "worker %d reached --worker-connections %d: not accepting until one"
+                    " closes (said at most every %ds)",
+                    os.getpid(),
+                    ctx.max_connections,
+                    _FULL_WARNING_INTERVAL_S,
+                )
             self.acceptor.pause()
         elif not ctx.stopping:
             self.acceptor.start()
@@ -226,6 +238,16 @@ class Worker:
         if ctx.stopping:
             idle = not ctx.connections and not (self.acceptor and self.acceptor.adopting)
             if idle or ctx.now >= self.stop_deadline:
+                if not idle:
+                    busy = sum(1 for conn in ctx.connections if conn.exchange is not None)
+                    error_log.warning(
+                        "worker %d: --graceful-timeout %gs passed; closing %d connections"
+                        " (%d with a request in progress)",
+                        os.getpid(),
+                        self.config.graceful_timeout,
+                        len(ctx.connections),
+                        busy,
+                    )
                 self.loop.stop()
                 return
             self.loop.call_later(0.05, self._tick)
@@ -257,7 +279,8 @@ class Worker:
         if ctx.stopping:
             return
         ctx.stopping = ctx.stop_asked = True
-        self.stop_deadline = ctx.now + self.config.graceful_timeout
+        # Not ctx.now: the coarse clock may be a tick (or an inline request) old.
+        self.stop_deadline = time.monotonic() + self.config.graceful_timeout
         if self.acceptor is not None:
             # Connections the kernel already queued for us were promised service.
             self.acceptor.drain()

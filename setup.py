@@ -30,7 +30,6 @@ COMPILED_MODULES = [
     "src/porch/worker/acceptor.py",
     "src/porch/worker/body_stream.py",
     "src/porch/worker/connection.py",
-    "src/porch/worker/continue_body.py",
     "src/porch/worker/context.py",
     "src/porch/worker/dispatch.py",
     "src/porch/worker/limits.py",

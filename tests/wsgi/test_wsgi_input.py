@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -106,44 +105,6 @@ def test_feed_after_finish_is_a_driver_bug() -> None:
     stream = filled(b"x", memory_limit=100)
     with pytest.raises(RuntimeError):
         stream.feed(b"more")
-
-
-READERS: dict[str, Callable[[BufferedInput], object]] = {
-    "read": lambda s: s.read(),
-    "read_size": lambda s: s.read(3),
-    "read_none": lambda s: s.read(None),
-    "readline": lambda s: s.readline(),
-    "readlines": lambda s: s.readlines(),
-    "iter": lambda s: next(iter(s)),
-}
-
-
-@pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
-def test_on_first_read_runs_once_before_any_read(reader: Callable[[BufferedInput], object]) -> None:
-    calls: list[str] = []
-
-    def wait_for_body() -> None:  # the hook is what waits: finish() happens inside it
-        calls.append("hook")
-        stream.finish()
-
-    stream = BufferedInput(memory_limit=100, on_first_read=wait_for_body)
-    stream.feed(b"body\nmore\n")
-    assert calls == []
-    reader(stream)
-    assert calls == ["hook"]
-    stream.read(1)
-    stream.readline()
-    list(stream)
-    assert calls == ["hook"]
-
-
-def test_on_first_read_is_not_called_by_feed_finish_or_close() -> None:
-    calls: list[str] = []
-    stream = BufferedInput(memory_limit=4, on_first_read=lambda: calls.append("hook"))
-    stream.feed(b"0123456789")
-    stream.finish()
-    stream.close()
-    assert calls == []
 
 
 def test_empty_input() -> None:
@@ -282,3 +243,12 @@ def assert_reads_match_bytesio(
             assert getattr(stream, name)(argument) == getattr(oracle, name)(argument)
     assert stream.read() == oracle.read()
     stream.close()
+
+
+@pytest.mark.parametrize("size", [2**40, 2**63 - 1])
+def test_a_huge_read_size_reads_the_rest(memory_limit: int, size: int) -> None:
+    # A file would allocate the size asked for before reading (MemoryError, OverflowError).
+    stream = filled(BODY, memory_limit=memory_limit)
+    assert stream.read(5) == BODY[:5]
+    assert stream.read(size) == BODY[5:]
+    assert stream.read(size) == b""

@@ -31,7 +31,6 @@ from porch.protocol.proxy_protocol import ProxyHeaderError, ProxyHeaderParser
 from porch.types import Environ
 from porch.worker.body_stream import CONTINUE, BodyStream, read_socket
 from porch.worker.context import WorkerContext, reason_phrase
-from porch.worker.continue_body import ContinueBody
 from porch.worker.dispatch import Exchange
 from porch.worker.output import ConnectionOutput
 from porch.wsgi.environ import HeaderMemo, build_environ
@@ -67,7 +66,6 @@ class HTTPConnection(ConnectionOutput):
         "body_done",
         "client_counted",
         "continue_owed",
-        "continued",
         "early",
         "exchange",
         "head",
@@ -101,8 +99,7 @@ class HTTPConnection(ConnectionOutput):
         self.stream: BodyStream | None = None  # self.input when the body is streamed
         self.body_done = False
         self.early = False  # body read while the app runs (Expect: 100-continue, streamed)
-        self.continued: ContinueBody | None = None  # an Expect: 100-continue body
-        self.continue_owed = False  # ... neither asked for (100 sent) nor arrived yet
+        self.continue_owed = False  # a streamed Expect: 100-continue body not asked for yet
         self.in_process = False
         self.peer_eof = False  # the client will send nothing more
         self.remote_addr = ""
@@ -197,8 +194,6 @@ class HTTPConnection(ConnectionOutput):
             self.ctx.client_limits.connection_closed(self.remote_addr)
         if self._sendfile is not None:
             self._sendfile.stop(ok=False)
-        if self.continued is not None:
-            self.continued.wake()
         if self.stream is not None:
             self.stream.fail("the client closed the connection")
         if self.exchange is not None:
@@ -266,19 +261,18 @@ class HTTPConnection(ConnectionOutput):
         self.head = head
         self.body_done = False
         if head.chunked or head.content_length:
-            self.continue_owed = head.expect_continue
             if self.ctx.stream_bodies:
+                # RFC 9110 §10.1.1: the app decides; 100 goes out only if it reads.
+                self.continue_owed = head.expect_continue
                 self._stream_body(head)
                 return
-            continued = self.continued = ContinueBody(self) if head.expect_continue else None
-            self.input = BufferedInput(
-                memory_limit=self.ctx.config.body_buffer_size,
-                on_first_read=continued.want if continued is not None else None,
-            )
-            if continued is not None:
-                # RFC 9110 §10.1.1: the app decides; 100 goes out only if it reads.
-                self._dispatch()
-                return
+            if head.expect_continue:
+                # Buffered like any body, so asked for at once (as nginx, gunicorn and
+                # waitress do): the app runs once it is in, and a slow upload holds no
+                # app thread and counts against no --timeout. The head passed the
+                # limits already: a body over --limit-request-body got its 413 unasked.
+                self.write(CONTINUE)
+            self.input = BufferedInput(memory_limit=self.ctx.config.body_buffer_size)
             self.state = BODY
             self.deadline = monotonic() + self.ctx.config.body_timeout
         else:
@@ -296,8 +290,6 @@ class HTTPConnection(ConnectionOutput):
                 return
             if not self.write_paused:  # the body is in: no deadline while the app works
                 self.deadline = 0.0
-            if self.continued is not None:
-                self.continued.wake()
             return
         body = self.input  # buffered here: a streamed body's app was started by _on_head
         small = body is None or (
@@ -354,7 +346,6 @@ class HTTPConnection(ConnectionOutput):
         if self.input is not None:
             self.input.close()
             self.input = self.stream = None
-            self.continued = None  # it points back here: no cycle left for the GC
         self.head = None
         self.early = False
         self.continue_owed = False
@@ -440,7 +431,7 @@ class HTTPConnection(ConnectionOutput):
     # --- answers and closing --------------------------------------------------------
 
     def send_continue(self) -> None:
-        """The app reads an Expect: 100-continue body: ask the client for it (RFC 9110
+        """The app reads a streamed Expect: 100-continue body: ask the client for it (RFC 9110
         §10.1.1). Not once the final response's head is out: a 1xx after it would land
         inside the response (§15.2); that head said Connection: close (``continue_owed``)
         and the client sends the body unasked, or the read times out."""

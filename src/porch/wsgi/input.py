@@ -18,19 +18,12 @@ __all__ = ["EMPTY_INPUT", "BufferedInput", "EmptyInput", "StreamingInput"]
 
 
 class BufferedInput:
-    """A request body that lives in memory up to ``memory_limit`` bytes, then on disk.
+    """A request body that lives in memory up to ``memory_limit`` bytes, then on disk."""
 
-    ``on_first_read`` is called once, before the first read of any kind; the
-    worker uses it to send ``100 Continue`` and to wait until ``finish``.
-    """
+    __slots__ = ("_chunks", "_file", "_memory_limit", "_stream", "received_bytes")
 
-    __slots__ = ("_chunks", "_file", "_memory_limit", "_on_first_read", "_stream", "received_bytes")
-
-    def __init__(
-        self, *, memory_limit: int, on_first_read: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, *, memory_limit: int) -> None:
         self._memory_limit = memory_limit
-        self._on_first_read = on_first_read
         self._chunks: list[bytes] = []
         self._file: io.BufferedRandom | None = None  # set once spilled
         # Set by finish(): exactly the body, what the app reads.
@@ -77,7 +70,6 @@ class BufferedInput:
 
     def close(self) -> None:
         """Release the memory or the temp file; further reads raise ``ValueError``."""
-        self._on_first_read = None
         self._chunks.clear()
         if self._stream is None:
             self._stream = io.BytesIO()
@@ -88,9 +80,6 @@ class BufferedInput:
     # -- application side (PEP 3333 "input stream") ------------------------
 
     def _ready(self) -> io.BytesIO | io.BufferedRandom:
-        if self._on_first_read is not None:
-            hook, self._on_first_read = self._on_first_read, None
-            hook()
         stream = self._stream
         if stream is None:
             raise RuntimeError("wsgi.input read before the request body was complete")
@@ -99,15 +88,18 @@ class BufferedInput:
     def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes, or the rest of the body when ``size`` is negative or None."""
         stream = self._stream
-        if stream is None or self._on_first_read is not None:
+        if stream is None:
             stream = self._ready()
-        # A buffered file refuses sizes below -1; BytesIO reads all: do the same.
-        return stream.read(size if size is None or size >= 0 else -1)
+        if size is None or size < 0:
+            size = -1  # a buffered file refuses sizes below -1; BytesIO reads all: the same
+        elif size > self.received_bytes:
+            size = self.received_bytes  # a file would allocate ``size`` bytes first
+        return stream.read(size)
 
     def readline(self, size: int | None = -1) -> bytes:
         """Read one line (up to ``size`` bytes), including its newline."""
         stream = self._stream
-        if stream is None or self._on_first_read is not None:
+        if stream is None:
             stream = self._ready()
         return stream.readline(size)
 

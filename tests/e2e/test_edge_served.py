@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from porch.protocol.dates import parse_http_date
 from tests.e2e.conftest import PorchProcess
 from tests.e2e.raw_http import parse_url, raw_request, status_of
 from tests.integration_haproxy.haproxy_process import listening_socket, run_haproxy
@@ -66,6 +67,25 @@ def test_static_files_served_before_the_app(porch: type[PorchProcess], site: Pat
         )
         assert status_of(response) in (400, 404), (target, response[:200])
         assert b"secret" not in response.split(b"\r\n\r\n", 1)[-1]
+
+
+def test_static_last_modified_is_never_after_the_date(
+    porch: type[PorchProcess], site: Path
+) -> None:
+    # RFC 9110 §8.8.2.1: a file dated 2030 is served with the worker's Date instead.
+    future = 1893456000  # 2030-01-01
+    os.utime(site / "style.css", (future, future))
+    server = porch(["examples/hello.py", "-b", "127.0.0.1:0", "--static", f"/assets={site}"])
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        css = client.get("/assets/style.css")
+        date = parse_http_date(css.headers["date"])
+        last_modified = parse_http_date(css.headers["last-modified"])
+        assert date is not None and last_modified is not None
+        assert date - 2 <= last_modified <= date
+        since = {"If-Modified-Since": "Tue, 01 Jan 2030 00:00:00 GMT"}
+        assert client.get("/assets/style.css", headers=since).status_code == 200
+        again = client.get("/assets/style.css", headers={"If-None-Match": css.headers["etag"]})
+        assert again.status_code == 304
 
 
 @pytest.fixture(scope="module")

@@ -89,6 +89,22 @@ def test_head_and_range_are_left_alone(serve: Serve) -> None:
     assert ranged.body == TEXT
 
 
+def test_head_without_a_body_varies_like_the_get(serve: Serve) -> None:
+    def page_or_head(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "14000")]
+        start_response("200 OK", headers)
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [b"x" * 14000]
+
+    worker = serve(validated_passthrough(page_or_head), compress=True)
+    gzip = "Accept-Encoding: gzip\r\n"
+    got = worker.request(get("/", headers=gzip))
+    assert got.header("Content-Encoding") == "gzip"
+    head = worker.request(get("/", headers=gzip).replace(b"GET", b"HEAD", 1), method="HEAD")
+    assert head.header("Content-Encoding") is None
+    assert head.header("Content-Length") == "14000"
+    assert head.header("Vary") == got.header("Vary") == "Accept-Encoding"
+
+
 def test_file_wrapper_still_goes_out_with_sendfile(
     serve: Serve, probe: Probe, sendfile_calls: None, tmp_path: Any
 ) -> None:

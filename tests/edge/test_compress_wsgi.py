@@ -264,6 +264,25 @@ def test_head_keeps_the_identity_headers() -> None:
 _GZIP = {"accept_encoding": "gzip"}
 
 
+@pytest.mark.parametrize(("length", "vary"), [(14000, "Accept-Encoding"), (500, None)])
+def test_head_with_no_body_gets_the_vary_of_the_get(length: int, vary: str | None) -> None:
+    # RFC 9110 §9.3.2: an app may return no body for HEAD; its Content-Length is the GET's.
+    headers = [*HTML, ("Content-Length", str(length))]
+
+    def lazy(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        start_response("200 OK", headers)
+        yield from ()
+
+    get = run_app(app_returning([TEXT[:1] * length], headers=headers), own=True)
+    assert get.header("Vary") == vary
+    for app in (app_returning([], headers=headers), lazy):
+        for own in (True, False):
+            head = run_app(app, environ_for("HEAD", **_GZIP), own=own)
+            assert head.header("Vary") == vary, (app, own)
+            assert head.header("Content-Length") == str(length)
+            assert head.header("Content-Encoding") is None
+
+
 def test_file_wrapper_results_are_left_to_sendfile(tmp_path: Any) -> None:
     path = tmp_path / "page.html"
     path.write_bytes(TEXT)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from static_client import TEXT, Client
+from static_client import TEXT, Client, make_static
 
 from porch.static.conditions import (
     RequestFields,
@@ -52,11 +52,46 @@ def test_etag_changes_with_content(client: Client, site: Path) -> None:
 
 
 def test_cache_control_is_configurable_and_may_be_off(site: Path) -> None:
-    from static_client import make_static
-
     immutable = Client(make_static(site, cache_control="public, max-age=31536000, immutable"))
     assert immutable.get("/static/hello.txt")["Cache-Control"].endswith("immutable")
     assert Client(make_static(site)).get("/static/hello.txt").get("Cache-Control") is None
+
+
+# --- Last-Modified is never later than Date (RFC 9110 §8.8.2.1) -------------------------------
+
+FUTURE = 1893456000  # Tue, 01 Jan 2030 00:00:00 GMT
+FUTURE_DATE = "Tue, 01 Jan 2030 00:00:00 GMT"
+
+
+def test_last_modified_in_the_future_is_the_date(site: Path) -> None:
+    path = site / "hello.txt"
+    os.utime(path, (FUTURE, FUTURE))
+    client = Client(make_static(site, date_clock=lambda: MTIME + 0.7))
+    answer = client.get("/static/hello.txt")
+    assert answer["Last-Modified"] == MTIME_DATE  # the Date's second, not 2030
+    assert answer["ETag"] == f'"{FUTURE * 10**9:x}-{len(TEXT):x}"'  # the file's own mtime
+    # The file changes; a client holding the 2030 date porch used to send gets it.
+    path.write_bytes(b"changed\n")
+    changed = client.get("/static/hello.txt", ("If-Modified-Since", FUTURE_DATE))
+    assert (changed.status, changed.body) == (200, b"changed\n")
+    # Unchanged, its ETag still validates; a date of the future never does.
+    os.utime(path, (FUTURE, FUTURE))
+    etag = client.get("/static/hello.txt")["ETag"]
+    assert client.get("/static/hello.txt", ("If-None-Match", etag)).status == 304
+    assert client.get("/static/hello.txt", ("If-Modified-Since", FUTURE_DATE)).status == 200
+
+
+def test_last_modified_of_a_file_written_after_the_cached_date_is_the_date(site: Path) -> None:
+    # The worker's Date is cached per second and refreshed by its tick, so a file
+    # written just now can be a second newer than the Date this response carries.
+    path = site / "hello.txt"
+    os.utime(path, ns=((MTIME + 1) * 10**9 + 5, (MTIME + 1) * 10**9 + 5))
+    client = Client(make_static(site, date_clock=lambda: MTIME))
+    answer = client.get("/static/hello.txt")
+    assert answer["Last-Modified"] == MTIME_DATE
+    assert client.get("/static/hello.txt", ("If-Modified-Since", BEFORE)).status == 200
+    ranged = client.get("/static/hello.txt", ("Range", "bytes=0-4"), ("If-Range", MTIME_DATE))
+    assert ranged.status == 200  # not a strong validator (§8.8.2.2)
 
 
 # --- If-None-Match / If-Modified-Since -> 304 ------------------------------------------------
@@ -255,6 +290,6 @@ def test_collect_fields_joins_lists_and_spoils_repeated_singletons() -> None:
 
 
 def test_preconditions_without_fields_hold() -> None:
-    validators = Validators(etag='"1-2"', last_modified=MTIME, date_is_strong=True)
+    validators = Validators(etag='"1-2"', last_modified=MTIME, date_is_strong=True, date=MTIME + 9)
     assert evaluate_preconditions(RequestFields(), validators) is None
     assert if_range_allows(RequestFields(), validators)

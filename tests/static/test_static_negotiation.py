@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from static_client import Client
 
+from porch.edge.codings import choose_coding as compression_choice
 from porch.static.negotiation import accepted_codings, choose_coding, media_type
 
 PLAIN = b"console.log('plain');\n" * 20
@@ -43,6 +44,8 @@ def app_js(site: Path) -> Path:
         ("*;q=0.5, gzip", "gzip"),
         ("*;q=0", None),
         ("br;q=0, *", "zstd"),
+        ("*;q=0.9, br;q=0.5, zstd;q=0.5, gzip;q=0.5", None),  # * ranks identity at 0.9
+        ("*;q=0.9, identity;q=0.1, br;q=0.5, zstd;q=0.5, gzip;q=0.5", "br"),
         ("identity", None),
         ("identity;q=1, gzip;q=0.5", None),  # identity listed higher wins
         ("identity;q=0.5, gzip", "gzip"),
@@ -66,6 +69,18 @@ def test_coding_is_chosen_by_q_values(
     assert answer["Content-Length"] == str(len(BODIES[coding]))
     assert answer["Content-Type"] == "text/javascript; charset=utf-8"  # the original's type
     assert answer["Vary"] == "Accept-Encoding"
+
+
+def test_star_ranks_the_plain_file_as_compression_does(client: Client, site: Path) -> None:
+    # RFC 9110 §12.5.3: "*" covers identity unless it is named, so identity (0.9) wins.
+    (site / "app.css").write_bytes(b"plain css")
+    (site / "app.css.br").write_bytes(b"BR")
+    accept = "*;q=0.9, br;q=0.5, gzip;q=0.5"
+    answer = client.get("/static/app.css", ("Accept-Encoding", accept))
+    assert (answer.body, answer.get("Content-Encoding")) == (b"plain css", None)
+    assert answer["Vary"] == "Accept-Encoding"
+    assert compression_choice(accept, ("br", "gzip")) is None  # --compress: identity too
+    assert choose_coding is compression_choice  # one implementation for both
 
 
 def test_no_accept_encoding_gets_the_plain_file_with_vary(client: Client, app_js: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -204,6 +205,34 @@ def test_mount_directory_may_be_a_symlink_switched_by_a_deploy(tmp_path: Path) -
     assert client.get("/static/v.txt").body == b"two\n"
     (release2 / "up").symlink_to(release1 / "v.txt")  # out of the *current* root
     assert client.get("/static/up").status == 404
+
+
+def test_a_deleted_release_behind_a_switched_symlink_is_never_a_404(tmp_path: Path) -> None:
+    release1, release2 = tmp_path / "r1", tmp_path / "r2"
+    release1.mkdir()
+    release2.mkdir()
+    (release1 / "v.txt").write_bytes(b"one\n")
+    (release2 / "v.txt").write_bytes(b"two\n")
+    current = tmp_path / "current"
+    current.symlink_to(release1)
+    client = Client(make_static(current, clock=FakeClock()))
+    assert client.get("/static/v.txt").body == b"one\n"
+    current.unlink()
+    current.symlink_to(release2)
+    shutil.rmtree(release1)  # the old release goes within the resolution's TTL
+    assert client.get("/static/v.txt").body == b"two\n"  # resolved again, same request
+
+
+def test_a_file_replaced_by_a_directory_is_found_again_at_once(site: Path) -> None:
+    client = Client(make_static(site, index="index.html", clock=FakeClock()))
+    assert client.get("/static/page").status == 404
+    (site / "page").write_bytes(b"a file\n")
+    assert client.get("/static/page").body == b"a file\n"
+    (site / "page").unlink()
+    (site / "page").mkdir()
+    (site / "page" / "index.html").write_bytes(b"<h1>a directory</h1>\n")
+    answer = client.get("/static/page")
+    assert (answer.status, answer["Location"]) == (301, "/static/page/")
 
 
 def test_a_resolution_is_reused_for_at_most_its_ttl(tmp_path: Path) -> None:

@@ -211,6 +211,16 @@ def test_multipart_is_bounded_in_memory(site: Path) -> None:
         response.close()
 
 
+def test_deployment_docs_state_when_multipart_is_sent() -> None:
+    # docs/deployment.md promises rule 5 as the code keeps it: the cap, and no
+    # multipart for a precompressed variant.
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "deployment.md").read_text()
+    section = " ".join(docs.partition("## Static files")[2].partition("\n## ")[0].split())
+    assert f"at most {MULTIPART_MAX_BYTES // 2**20} MiB" in section
+    assert "never for a precompressed variant" in section
+    assert f"at most {MAX_RANGES}" in section
+
+
 def test_precompressed_variant_gets_no_multipart(client: Client, site: Path) -> None:
     (site / "big.bin.gz").write_bytes(BIG[::-1])
     gz = ("Accept-Encoding", "gzip")

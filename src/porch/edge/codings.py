@@ -1,4 +1,7 @@
-"""Content codings for on-the-fly compression: streaming encoders and Accept-Encoding choice.
+"""Content codings for on-the-fly compression: streaming encoders, and which ones are available.
+
+The Accept-Encoding choice (``choose_coding``) is ``porch.protocol.accept``'s,
+shared with static files' precompressed siblings so both negotiate alike.
 
 gzip (``zlib``) is always available; br and zstd only when their libraries
 import: ``brotli`` for br, ``zstandard`` or Python 3.14's ``compression.zstd``
@@ -13,11 +16,11 @@ from __future__ import annotations
 
 import importlib
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from types import ModuleType
 from typing import Protocol
 
-from porch.protocol.accept import accepted_codings
+from porch.protocol.accept import PREFERENCE, accepted_codings, choose_coding
 
 __all__ = [
     "MAX_LEVEL",
@@ -31,7 +34,6 @@ __all__ = [
 ]
 
 MIN_LEVEL, MAX_LEVEL = 1, 9  # the gzip scale of --compress-level
-PREFERENCE = ("br", "zstd", "gzip")  # smallest output first: ties in q-value go left
 
 # --compress-level is gzip's 1..9; br and zstd get the level of similar cost.
 # brotli 4-5 and zstd 3 are what CDNs use for dynamic content: at gzip 6's speed
@@ -188,30 +190,3 @@ def available_codings() -> tuple[str, ...]:
 def new_encoder(coding: str, level: int) -> Encoder:
     """A fresh encoder for ``coding`` at ``level`` on the gzip scale 1..9."""
     return _FACTORIES[coding](level)
-
-
-def choose_coding(accept_encoding: str | None, available: Collection[str]) -> str | None:
-    """The coding to compress with, or None to send the response as the app made it.
-
-    RFC 9110 §12.5.3: ``q=0`` excludes a coding; ``*`` stands for every coding
-    the field does not name (``identity`` included); the highest q wins and ties
-    go to the smaller format. ``identity`` wins only when the client ranks it
-    (by name or through ``*``) above every coding we have. Without the field the
-    response is not compressed, as nginx does: old clients send none.
-    """
-    if accept_encoding is None:
-        return None
-    accepted = accepted_codings(accept_encoding)
-    if not accepted:
-        return None  # an empty field: RFC 9110 §12.5.3, only identity is acceptable
-    star = accepted.get("*", 0.0)
-    best, best_quality = None, 0.0
-    for coding in PREFERENCE:
-        if coding in available:
-            quality = accepted.get(coding, star)
-            if quality > best_quality:
-                best, best_quality = coding, quality
-    identity = accepted.get("identity", accepted.get("*"))
-    if best is not None and identity is not None and identity > best_quality:
-        return None
-    return best

@@ -13,7 +13,9 @@ Never compressed, but left exactly as the app made them:
 * requests with ``Range``: byte ranges address the identity representation;
 * ``HEAD``, as nginx does: its headers keep describing the identity form (RFC 9110
   §9.3.2 allows that; the ETag and Content-Length differ from a compressed GET's,
-  so a cache never freshens a compressed response from it, RFC 9111 §4.3.5);
+  so a cache never freshens a compressed response from it, RFC 9111 §4.3.5). It
+  gets the GET's ``Vary`` all the same, its size judged by its Content-Length
+  (an app may return no body for HEAD);
 * ``wsgi.file_wrapper`` results, which go out with ``os.sendfile``.
 
 An eligible response always gets ``Vary: Accept-Encoding`` (RFC 9110 §12.5.5),
@@ -155,6 +157,7 @@ class Compressor:
         response = _Response(
             policy=self.policy,
             coding=coding,
+            head=method == "HEAD",
             server_start_response=start_response,
             file_wrapper=wrapper if isinstance(wrapper, type) else None,
         )
@@ -176,6 +179,7 @@ class _Response:
         "encoder",
         "file_wrapper",
         "forwarded",
+        "head",
         "headers",
         "policy",
         "server_start_response",
@@ -188,11 +192,13 @@ class _Response:
         *,
         policy: CompressionPolicy,
         coding: str | None,
+        head: bool,
         server_start_response: StartResponse,
         file_wrapper: type | None,
     ) -> None:
         self.policy = policy
         self.coding = coding  # None: this request gets the identity form
+        self.head = head  # a HEAD request: its (empty) body does not tell the GET's size
         self.server_start_response = server_start_response
         self.file_wrapper = file_wrapper
         self.status: str | None = None
@@ -261,6 +267,10 @@ class _Response:
 
     def _eligible(self, size: int | None) -> bool:
         assert self.status is not None
+        if self.head and not size:
+            # RFC 9110 §9.3.2: HEAD gets the GET's headers, Vary included; the size
+            # is then the declared Content-Length, not the empty body's.
+            size = None
         return _well_formed(self.headers) and self.policy.eligible(self.status, self.headers, size)
 
     def _start(self, eligible: bool, exc_info: ExcInfo | None = None) -> None:

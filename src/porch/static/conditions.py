@@ -7,6 +7,12 @@ let ``If-Range`` work (§13.1.5 needs a strong comparison); they assume a file's
 content does not change without its mtime or size changing, which holds unless
 a file is rewritten with the same size within one tick of the file system's
 clock.
+
+``Last-Modified`` is never later than the response's ``Date`` (RFC 9110
+§8.8.2.1): a file modified in the future, or after the second the worker's
+cached ``Date`` states, gets the ``Date``'s time instead. Such a capped date
+moves on with the clock, so it never validates a cached copy for long; the
+ETag, made from the real mtime, still does.
 """
 
 from __future__ import annotations
@@ -84,8 +90,9 @@ class Validators:
     """The validators of one representation (RFC 9110 §8.8)."""
 
     etag: str  # with its double quotes
-    last_modified: int  # whole seconds since the epoch
-    date_is_strong: bool  # §8.8.2.2: modified at least a second before now
+    last_modified: int  # whole seconds since the epoch, never after ``date``
+    date_is_strong: bool  # §8.8.2.2: modified at least a second before ``date``
+    date: int  # the response's Date, whole seconds since the epoch
 
 
 def entity_tag(stat: os.stat_result, coding: str | None) -> str:
@@ -94,12 +101,17 @@ def entity_tag(stat: os.stat_result, coding: str | None) -> str:
     return f'"{stat.st_mtime_ns:x}-{stat.st_size:x}{suffix}"'
 
 
-def validators_of(stat: os.stat_result, coding: str | None, now: float) -> Validators:
-    """ETag and Last-Modified of a file served with content coding ``coding``."""
+def validators_of(stat: os.stat_result, coding: str | None, date: int) -> Validators:
+    """ETag and Last-Modified of a file served with content coding ``coding``.
+
+    ``date`` is the time the response's Date field states (the worker's cached one).
+    """
     return Validators(
         etag=entity_tag(stat, coding),
-        last_modified=int(stat.st_mtime),
-        date_is_strong=now - stat.st_mtime >= 1.0,
+        # RFC 9110 §8.8.2.1: an origin MUST NOT send a Last-Modified later than its Date.
+        last_modified=min(int(stat.st_mtime), date),
+        date_is_strong=date - stat.st_mtime >= 1.0,
+        date=date,
     )
 
 
@@ -153,7 +165,10 @@ def evaluate_preconditions(fields: RequestFields, validators: Validators) -> int
             return 304
     elif fields.if_modified_since is not None:
         date = parse_http_date(fields.if_modified_since)
-        if date is not None and validators.last_modified <= date:
+        # A date later than the response's cannot be a Last-Modified porch sent (it
+        # is capped at the Date): ignore it, as Apache does. Otherwise a client holding
+        # a 2030 date would get 304 whatever the file became.
+        if date is not None and validators.last_modified <= date <= validators.date:
             return 304
     return None
 

@@ -24,7 +24,8 @@ default does the same), never socket I/O. Where a file is found:
   a found file's resolution is reused for ``RESOLVE_TTL_S`` (1 s): a switched
   ``current`` symlink, a new sibling or a file moved out of the root is seen
   at most one second late. The file itself is still opened (and checked) on
-  every request, so its content and validators are always current.
+  every request, so its content and validators are always current; when it
+  is no longer there, the path is resolved again at once, in the same request.
 * **Small files** (up to ``INLINE_MAX_BYTES``) are read into the response
   (one write with the head) instead of going out with ``os.sendfile``, whose
   setup costs more than copying a few KiB.
@@ -96,6 +97,7 @@ class StaticFiles:
 
     __slots__ = (
         "_clock",
+        "_date_clock",
         "_resolved",
         "cache_control",
         "follow_symlinks",
@@ -112,6 +114,7 @@ class StaticFiles:
         cache_control: str = "",
         index: str = "",
         clock: Callable[[], float] = time.monotonic,
+        date_clock: Callable[[], float] = time.time,
         inline_max_bytes: int = INLINE_MAX_BYTES,
     ) -> None:
         # Longest prefix first, so /assets/img wins over /assets.
@@ -121,12 +124,19 @@ class StaticFiles:
         self.index = index
         self._resolved: dict[tuple[object, ...], _Resolved] = {}
         self._clock = clock  # seconds, for the resolution cache (tests pass their own)
+        # The time the response's Date states (the worker passes its cached Date's).
+        self._date_clock = date_clock
         self.inline_max_bytes = inline_max_bytes
         load_media_types()  # now, at worker start, rather than on the first request
 
     @classmethod
-    def from_config(cls, config: Config) -> StaticFiles | None:
-        """The static layer of ``config``, or None when no ``--static`` is given."""
+    def from_config(
+        cls, config: Config, *, date_clock: Callable[[], float] = time.time
+    ) -> StaticFiles | None:
+        """The static layer of ``config``, or None when no ``--static`` is given.
+
+        ``date_clock`` gives the time the responses' Date field states.
+        """
         if not config.static:
             return None
         return cls(
@@ -134,6 +144,7 @@ class StaticFiles:
             follow_symlinks=config.static_follow_symlinks,
             cache_control=config.static_cache_control,
             index=config.static_index,
+            date_clock=date_clock,
         )
 
     def match(
@@ -159,24 +170,39 @@ class StaticFiles:
             return error_response(404, head_only=head_only)
         key = (route.mount.prefix, route.segments, route.directory_url)
         now = self._clock()
-        resolved = self._resolved.get(key)
-        if resolved is None or resolved.expires <= now:
-            root = os.path.realpath(route.mount.directory)
-            found = self._find(root, route, head_only, query)
-            if isinstance(found, StaticResponse):
-                self._resolved.pop(key, None)
-                return found
-            path, name = found
-            resolved = _Resolved(now + RESOLVE_TTL_S, root, path, name, self._siblings(root, path))
-            if len(self._resolved) >= _RESOLVED_MAX:
-                self._resolved.clear()
-            self._resolved[key] = resolved
-        response = self._serve(resolved, collect_fields(headers), method)
+        fields = collect_fields(headers)
+        cached = self._resolved.get(key)
+        if cached is not None and cached.expires > now:
+            response = self._serve(cached, fields, method)
+            if response.status != 404:
+                return response
+            # Gone from where it was found (a switched `current` symlink whose old
+            # release was deleted, a file replaced by a directory): look again now.
+        resolved = self._resolve(key, route, head_only, query, now)
+        if isinstance(resolved, StaticResponse):
+            return resolved
+        response = self._serve(resolved, fields, method)
         if response.status == 404:
             self._resolved.pop(key, None)  # gone: look again next time
         return response
 
     # --- finding the file -----------------------------------------------------------
+
+    def _resolve(
+        self, key: tuple[object, ...], route: Route, head_only: bool, query: bytes, now: float
+    ) -> _Resolved | StaticResponse:
+        """Find the file for ``route`` and remember where (under ``key``), or a 404/403/301."""
+        root = os.path.realpath(route.mount.directory)
+        found = self._find(root, route, head_only, query)
+        if isinstance(found, StaticResponse):
+            self._resolved.pop(key, None)
+            return found
+        path, name = found
+        resolved = _Resolved(now + RESOLVE_TTL_S, root, path, name, self._siblings(root, path))
+        if len(self._resolved) >= _RESOLVED_MAX:
+            self._resolved.clear()
+        self._resolved[key] = resolved
+        return resolved
 
     def _find(
         self, root: str, route: Route, head_only: bool, query: bytes = b""
@@ -265,7 +291,7 @@ class StaticFiles:
         method: str,
     ) -> StaticResponse:
         head_only = method == "HEAD"
-        validators = validators_of(info, coding, time.time())
+        validators = validators_of(info, coding, int(self._date_clock()))
         # RFC 9110 §15.4.5: a 304 carries the ETag, Cache-Control and Vary a 200 would.
         common = [("ETag", validators.etag), ("Last-Modified", http_date(validators.last_modified))]
         if self.cache_control:

@@ -10,22 +10,23 @@ files into its own global table too, a few hundred KiB a worker without
 ``--static`` need not hold.
 
 A precompressed sibling (``app.js.br``, ``app.js.zst``, ``app.js.gz``) is chosen
-by the client's ``Accept-Encoding`` q-values (RFC 9110 §12.5.3): a coding with
-``q=0`` is never chosen, ``*`` stands for codings not listed, ties go to the
-smaller format (br, then zstd, then gzip). ``identity`` only wins when the
-client lists it with a q-value higher than every available coding's.
+by the client's ``Accept-Encoding`` q-values (RFC 9110 §12.5.3) exactly as
+``--compress`` chooses its coding (``porch.protocol.accept.choose_coding``): a
+coding with ``q=0`` is never chosen, ``*`` stands for every coding not listed,
+``identity`` included, ties go to the smaller format (br, then zstd, then
+gzip), and the file itself wins when the client ranks ``identity`` (by name or
+through ``*``) above every available sibling.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
 
-from porch.protocol.accept import accepted_codings
+from porch.protocol.accept import accepted_codings, choose_coding
 
 __all__ = ["CODINGS", "accepted_codings", "choose_coding", "load_media_types", "media_type"]
 
-# Content coding name and file suffix, in server preference order.
+# Content coding name and the file suffix of its precompressed sibling.
 CODINGS: tuple[tuple[str, str], ...] = (("br", ".br"), ("zstd", ".zst"), ("gzip", ".gz"))
 
 _EXTRA_TYPES = {
@@ -64,20 +65,3 @@ def media_type(name: str) -> str:
     """The Content-Type of a file named ``name``, by its last extension."""
     found = (_TYPES or load_media_types()).get(os.path.splitext(name)[1].lower(), _DEFAULT_TYPE)
     return found + "; charset=utf-8" if found.startswith("text/") else found
-
-
-def choose_coding(accept_encoding: str | None, available: Collection[str]) -> str | None:
-    """The content coding to serve among ``available``, or None for the file itself."""
-    if accept_encoding is None or not available:
-        return None  # no Accept-Encoding: send the identity form, as nginx does
-    accepted = accepted_codings(accept_encoding)
-    default = accepted.get("*", 0.0)
-    best, best_quality = None, 0.0
-    for coding, _ in CODINGS:
-        if coding in available:
-            quality = accepted.get(coding, default)
-            if quality > best_quality:
-                best, best_quality = coding, quality
-    if best is not None and accepted.get("identity", 0.0) > best_quality:
-        return None
-    return best

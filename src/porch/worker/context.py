@@ -118,7 +118,8 @@ class WorkerContext:
         if config.static:  # imported only when configured: most workers serve no files
             from porch.static import StaticFiles
 
-            self.static = StaticFiles.from_config(config)
+            # Its Last-Modified must not be later than the Date this worker sends.
+            self.static = StaticFiles.from_config(config, date_clock=self.date_seconds)
         self.client_limits = ClientLimits(config)
         # Load shedding (threads mode): at this many app jobs running or waiting for a
         # thread (app_jobs), a new request gets 503. A response going out by sendfile,
@@ -187,6 +188,10 @@ class WorkerContext:
             self._date_second = second
             self.date_header = b"Date: " + format_http_date(second).encode() + b"\r\n"
             self.date_server_header = self.date_header + self.server_header
+
+    def date_seconds(self) -> int:
+        """The time the cached Date header states, in seconds since the epoch."""
+        return self._date_second
 
     def connection_opened(self, conn: HTTPConnection) -> None:
         connections = self.connections

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -481,6 +482,28 @@ def test_unwritable_log_file_names_the_flag(tmp_path: Path) -> None:
         setup_logging(Config(error_logfile=str(missing_dir)))
     with pytest.raises(ConfigError, match="--access-logfile"):
         setup_logging(Config(access_logfile=str(missing_dir)))
+
+
+def test_setup_that_cannot_open_a_file_keeps_the_current_logging(tmp_path: Path) -> None:
+    """All or nothing (a HUP naming a bad file): every new file opens before any swap."""
+    error_path, access_path = tmp_path / "error.log", tmp_path / "access.log"
+    config = Config(error_logfile=str(error_path), access_logfile=str(access_path),
+                    access_logformat="%(U)s")  # fmt: skip
+    setup_logging(config)
+    missing = str(tmp_path / "no" / "such" / "x.log")
+    for changed in ({"error_logfile": missing}, {"access_logfile": missing}):
+        with pytest.raises(ConfigError, match="cannot open"):
+            setup_logging(dataclasses.replace(config, **changed))
+    bad_dict_config = tmp_path / "logging.json"
+    bad_dict_config.write_text(json.dumps(dict_config(tmp_path / "no" / "such" / "y.log")))
+    with pytest.raises(ConfigError, match="--log-config"):
+        setup_logging(Config(log_config=str(bad_dict_config)))
+    logging.getLogger(ERROR_LOGGER).info("still here")
+    AccessLog(config).log(environ(PATH_INFO="/still"), "200 OK", [], 0, 0.0)
+    assert ERROR_LINE.fullmatch(error_path.read_text().splitlines()[-1])
+    assert "still here" in error_path.read_text()
+    assert access_path.read_text() == "/still\n"
+    assert not (tmp_path / "no").exists()
 
 
 def test_unknown_log_level_names_the_flag() -> None:

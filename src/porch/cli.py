@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import sys
 from collections.abc import Sequence
 
@@ -44,12 +46,36 @@ def _error(message: str, code: ExitCode) -> int:
     return code
 
 
+def _prepare_to_run(config: Config) -> None:
+    """What a start needs from this system, checked as --check-config does (ConfigError).
+
+    Opens the log files (a bad path is a usage error, not a worker's app error) and
+    checks that ``--chdir`` exists. Not on HUP: with --preload the master has changed
+    into ``--chdir`` already, so a relative one would no longer resolve.
+    """
+    from porch.log import setup_logging
+
+    if config.chdir:  # the loader's own test: an empty value means "stay"
+        try:
+            if not stat.S_ISDIR(os.stat(config.chdir).st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        except OSError as exc:
+            raise ConfigError(
+                f"--chdir: cannot change directory to {config.chdir!r}: {exc.strerror}"
+            ) from None
+    setup_logging(config)
+
+
 def _check_app(config: Config) -> int:
-    """--check-config: import the app exactly as a worker would, then exit."""
+    """--check-config: open the logs and import the app exactly as a start would, then exit."""
     from porch.wsgi.loader import load_app  # imported here: plain config work needs no app code
 
     if not config.app:
         return _error(NO_APP_MESSAGE, ExitCode.USAGE)
+    try:
+        _prepare_to_run(config)
+    except ConfigError as exc:
+        return _error(str(exc), ExitCode.USAGE)
     try:
         load_app(config.app, chdir=config.chdir, pythonpath=config.pythonpath)
     except AppLoadError as exc:
@@ -61,10 +87,8 @@ def _check_app(config: Config) -> int:
 
 
 def _serve(config: Config, args: Sequence[str]) -> int:
-    from porch.log import setup_logging
-
     try:
-        setup_logging(config)  # opens the log files: a bad path is a usage error
+        _prepare_to_run(config)
     except ConfigError as exc:
         return _error(str(exc), ExitCode.USAGE)
     from porch.supervisor.arbiter import Arbiter

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ __all__ = [
     "ERROR_LOGGER",
     "AccessLog",
     "check_access_format",
+    "chown_log_files",
     "escape",
     "reopen_log_files",
     "setup_logging",
@@ -57,24 +59,31 @@ def setup_logging(config: Config) -> None:
 
     With ``--log-config`` the dictConfig file replaces porch's own setup. Raises
     :class:`ConfigError` (naming the flag) when a file cannot be opened or the
-    dictConfig file is invalid.
+    dictConfig file is invalid, and then leaves the current setup as it was: a HUP
+    naming an unusable file must not silence the master or the workers it forks later.
     """
-    _remove_installed_handlers()
     if config.log_config is not None:
-        _apply_dict_config(config.log_config)
+        _apply_dict_config(config.log_config, _load_dict_config(config.log_config))
         return
 
     level = _log_level(config.log_level)
-    error_logger = logging.getLogger(ERROR_LOGGER)
+    # Open every new file before letting go of the old handlers.
     error_handler = _open_handler(config.error_logfile, sys.stderr, "--error-logfile")
-    error_handler.setFormatter(logging.Formatter(ERROR_LOG_FORMAT, ERROR_LOG_DATE_FORMAT))
-    _install(error_logger, error_handler, level)
+    access_handler = None
+    if config.access_logfile is not None:
+        try:
+            access_handler = _open_handler(config.access_logfile, sys.stdout, "--access-logfile")
+        except ConfigError:
+            _close_handler(error_handler)
+            raise
 
+    _remove_installed_handlers()
+    error_handler.setFormatter(logging.Formatter(ERROR_LOG_FORMAT, ERROR_LOG_DATE_FORMAT))
+    _install(logging.getLogger(ERROR_LOGGER), error_handler, level)
     access_logger = logging.getLogger(ACCESS_LOGGER)
     access_logger.propagate = False
-    access_logger.disabled = config.access_logfile is None
-    if config.access_logfile is not None:
-        access_handler = _open_handler(config.access_logfile, sys.stdout, "--access-logfile")
+    access_logger.disabled = access_handler is None
+    if access_handler is not None:
         access_handler.setFormatter(logging.Formatter("%(message)s"))
         _install(access_logger, access_handler, logging.INFO)
 
@@ -100,6 +109,29 @@ def reopen_log_files() -> None:
             old.close()
 
 
+def chown_log_files(uid: int | None, gid: int | None) -> None:
+    """Give the log files porch opened to the workers' ``--user``/``--group`` (master, as root).
+
+    On USR1 every worker reopens the files by name; as another user it could not
+    open one the master created (or found) owned by root, and would keep writing
+    to the rotated file. Only regular files change owner, never ``/dev/null`` or a tty.
+    """
+    if (uid is None and gid is None) or os.geteuid() != 0:
+        return
+    for _, handler in _installed:
+        if not isinstance(handler, logging.FileHandler) or handler.stream is None:
+            continue
+        try:
+            fd = handler.stream.fileno()
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+        except OSError as exc:
+            logging.getLogger(ERROR_LOGGER).warning(
+                "cannot give log file %s to the workers' user: %s; they cannot reopen it",
+                handler.baseFilename, exc,
+            )  # fmt: skip
+
+
 def _install(logger: logging.Logger, handler: logging.Handler, level: int) -> None:
     handler.setLevel(level)
     logger.addHandler(handler)
@@ -113,9 +145,13 @@ def _remove_installed_handlers() -> None:
     while _installed:
         logger, handler = _installed.pop()
         logger.removeHandler(handler)
-        # Never close the process's own stdout/stderr, only files we opened.
-        if isinstance(handler, logging.FileHandler):
-            handler.close()
+        _close_handler(handler)
+
+
+def _close_handler(handler: logging.Handler) -> None:
+    # Never close the process's own stdout/stderr, only files we opened.
+    if isinstance(handler, logging.FileHandler):
+        handler.close()
 
 
 def _open_handler(target: str, dash_stream: TextIO, flag: str) -> logging.Handler:
@@ -136,12 +172,17 @@ def _log_level(name: str) -> int:
     return level
 
 
-def _apply_dict_config(path: str) -> None:
-    data = _load_dict_config(path)
+def _apply_dict_config(path: str, data: dict[str, Any]) -> None:
+    # Put porch's loggers back as they were if the file cannot be applied (a handler
+    # whose file cannot be opened, an unknown class): dictConfig fails part way.
+    loggers = [logging.getLogger(name) for name in (ERROR_LOGGER, ACCESS_LOGGER)]
+    saved = [(lg.level, lg.propagate, lg.disabled, list(lg.handlers)) for lg in loggers]
     # The file replaces porch's setup: forget what an earlier setup_logging() set
     # (level, propagate=False, a disabled access logger) so that only the file counts.
-    for name in (ERROR_LOGGER, ACCESS_LOGGER):
-        logger = logging.getLogger(name)
+    installed = list(_installed)
+    for logger, handler in installed:
+        logger.removeHandler(handler)
+    for logger in loggers:
         logger.setLevel(logging.NOTSET)
         logger.propagate = True
         logger.disabled = False
@@ -154,8 +195,14 @@ def _apply_dict_config(path: str) -> None:
     try:
         dictConfig(data)
     except (ValueError, TypeError, AttributeError, ImportError, KeyError) as exc:
+        for logger, (level, propagate, disabled, handlers) in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.disabled = disabled
+            logger.handlers[:] = handlers  # dictConfig closed the files; they reopen on use
         cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
         raise ConfigError(f"--log-config {path!r}: {exc}{cause}") from exc
+    _remove_installed_handlers()  # already detached above: this closes their files
 
 
 def _load_dict_config(path: str) -> dict[str, Any]:

@@ -199,6 +199,27 @@ def test_values_only_a_worker_would_trip_on_are_refused_up_front(
         assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("flag", "path", "problem"),
+    [
+        ("--error-logfile", "/nonexistent/porch-test/e.log", "cannot open"),
+        ("--access-logfile", "/nonexistent/porch-test/a.log", "cannot open"),
+        ("--log-config", "/nonexistent/porch-test.json", "cannot read"),
+        ("--chdir", "/nonexistent/porch-test", "cannot change directory to"),
+    ],
+)
+def test_check_config_fails_as_a_start_does(
+    tmp_path: Path, flag: str, path: str, problem: str
+) -> None:
+    # Before, --check-config said OK (or, for --chdir, exit 4 as if the app were
+    # broken) for settings a start refuses with exit 2.
+    (tmp_path / "hello_start.py").write_text("def app(environ, start_response):\n    return []\n")
+    message = f"porch: error: {flag}: {problem} {path!r}: No such file or directory\n"
+    for mode in (["--check-config"], []):
+        done = run_porch(*mode, flag, path, "-b", "127.0.0.1:0", "hello_start:app", cwd=tmp_path)
+        assert (done.returncode, done.stderr) == (ExitCode.USAGE, message)
+
+
 def test_check_config_loads_a_good_app(tmp_path: Path) -> None:
     (tmp_path / "hello_ok.py").write_text(
         "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'hi']\n"

@@ -190,6 +190,22 @@ def test_workers_drop_privileges(start_porch: StartPorch) -> None:
     assert porch.wait_exit() == 0
 
 
+def test_a_unix_socket_file_belongs_to_the_workers_user_and_group(
+    start_porch: StartPorch, tmp_path: Path
+) -> None:
+    path = tmp_path / "porch.sock"
+    porch = start_porch(APP, "-b", f"unix:{path}", "--socket-mode", "660", "--user", "nobody",
+                        "--group", "nogroup", cwd=APPS)  # fmt: skip
+    porch.wait_ready()
+    info = path.stat()
+    assert (info.st_uid, info.st_gid) == (pwd.getpwnam("nobody").pw_uid,
+                                          grp.getgrnam("nogroup").gr_gid)  # fmt: skip
+    assert info.st_mode & 0o777 == 0o660
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+    assert not path.exists()
+
+
 def test_unknown_user_is_a_usage_error(start_porch: StartPorch) -> None:
     porch = start_porch(APP, "-b", "127.0.0.1:0", "--user", "no-such-user-porch")
     assert porch.wait_exit() == ExitCode.USAGE
@@ -208,3 +224,25 @@ def test_the_worker_connections_warning_is_not_said_per_pause(start_porch: Start
     porch.signal(signal.SIGTERM)
     assert porch.wait_exit() == 0
     assert porch.count(r"reached --worker-connections 2") == 1, porch.log()
+
+
+def test_an_abstract_unix_socket_serves_and_leaves_no_file(
+    start_porch: StartPorch, tmp_path: Path
+) -> None:
+    name = f"porch-test-{os.getpid()}-{time.monotonic_ns()}"
+    porch = start_porch(APP, "-b", f"unix:@{name}", cwd=tmp_path)
+    assert porch.wait_ready() == f"unix:@{name}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect("\0" + name)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _read_all(sock).endswith(b"\r\n\r\nok")
+    assert list(tmp_path.iterdir()) == []  # no socket file named "@..."
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+
+
+def test_an_abstract_unix_socket_has_no_mode_to_set(start_porch: StartPorch) -> None:
+    porch = start_porch(APP, "-b", "unix:@porch-test-mode", "--socket-mode", "600")
+    assert porch.wait_exit() == ExitCode.ERROR  # as every bind error
+    assert porch.count(r"--socket-mode needs a socket file") == 1

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import APPS, Porch
 
@@ -177,6 +181,72 @@ def test_usr1_reopens_log_files(start_porch: StartPorch, tmp_path: Path) -> None
     assert "/before" in rotated.read_text()
     assert "/after" in access.read_text()
     assert "/after" not in rotated.read_text()
+
+
+def test_hup_naming_unopenable_log_files_keeps_the_old_logging(
+    start_porch: StartPorch, tmp_path: Path
+) -> None:
+    """A reload whose log file cannot be opened fails as a whole, in the error log.
+
+    The master's lines keep their format, and a worker forked afterwards writes
+    its access records to the old file (before, both went silent).
+    """
+    access = tmp_path / "access.log"
+    config = tmp_path / "porch.toml"
+    config.write_text(f'access_logfile = "{access}"\n')
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "1", "-c", str(config))
+    porch.wait_ready()
+    [old] = porch.worker_pids()
+    missing = "/nonexistent/porch-test/x.log"
+    for key in ("error_logfile", "access_logfile"):
+        settings = {"access_logfile": str(access), key: missing}
+        config.write_text("".join(f'{name} = "{value}"\n' for name, value in settings.items()))
+        mark = porch.mark()
+        porch.signal(signal.SIGHUP)
+        flag = "--" + key.replace("_", "-")
+        porch.wait_for(rf"\] \[ERROR\] reload failed: {flag}: cannot open '{missing}': "
+                       "No such file or directory", after=mark)  # fmt: skip
+    mark = porch.mark()
+    os.kill(old, signal.SIGKILL)
+    porch.wait_for(rf"\] \[ERROR\] Worker {old} was killed by SIGKILL", after=mark)
+    new = int(porch.wait_for(r"\] \[INFO\] Booting worker with pid: (\d+)", after=mark).group(1))
+    with porch.client() as client:
+        assert int(client.get("/pid", params={"after": "reload"}).text) == new
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+    assert porch.count(r"^reload failed") == 0  # no bare line from logging's last resort
+    assert "GET /pid?after=reload HTTP/1.1" in access.read_text()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="switching users needs root")
+def test_usr1_reopens_in_workers_running_as_another_user(start_porch: StartPorch) -> None:
+    """Started as root with --user: the workers reopen the file they had, and the one the
+    master creates after a move (it gives both to the workers' user; before, the workers
+    could not open them and kept writing to the moved file)."""
+    nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    with tempfile.TemporaryDirectory(prefix="porch-usr1-") as logs:
+        os.chmod(logs, 0o755)  # root's, as /var/log/porch: workers may enter, not write
+        access, rotated = Path(logs) / "access.log", Path(logs) / "access.log.1"
+        porch = start_porch(APP, "-b", "127.0.0.1:0", "--user", "nobody", "--group", "nogroup",
+                            "--access-logfile", str(access), cwd=APPS)  # fmt: skip
+        porch.wait_ready()
+        for moved in (False, True):
+            with porch.client() as client:
+                client.get(f"/before/{moved}")
+            if moved:
+                access.rename(rotated)
+            mark = porch.mark()
+            porch.signal(signal.SIGUSR1)
+            porch.wait_for(r"Log files reopened; USR1 sent to 1 workers", after=mark)
+            assert (access.stat().st_uid, access.stat().st_gid) == (nobody, nogroup)
+            with porch.client() as client:
+                client.get(f"/after/{moved}")
+        porch.signal(signal.SIGTERM)
+        assert porch.wait_exit() == 0
+        assert porch.count("cannot reopen log file") == 0, porch.log()
+        assert "/before/True" in rotated.read_text()
+        assert "/after/True" in access.read_text()
+        assert "/after/True" not in rotated.read_text()
 
 
 def test_hup_rereads_the_config_file(start_porch: StartPorch, tmp_path: Path) -> None:

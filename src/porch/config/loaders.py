@@ -99,7 +99,8 @@ CLI_ONLY_OPTIONS = (
     CliOption(
         ("--check-config",),
         None,
-        "Validate the configuration, import the app, and exit (0, or 4 if the app fails).",
+        "Check the settings, open the log files and import the app as a start would, then "
+        "exit: 0 if all is well, 2 for a bad setting, 4 if the app cannot be loaded.",
     ),
     CliOption(
         ("--print-config",),

@@ -219,7 +219,8 @@ class Config:
         Kind.STR,
         "-u",
         "--user",
-        help="Switch worker processes to this user.",
+        help="Switch worker processes to this user. Run as root, the master gives it the log "
+        "files it opens, so that workers can reopen them on USR1.",
         section="Processes",
     )
     group: str | None = setting(
@@ -227,7 +228,7 @@ class Config:
         Kind.STR,
         "-g",
         "--group",
-        help="Switch worker processes to this group.",
+        help="Switch worker processes to this group (and give it the log files, as for --user).",
         section="Processes",
     )
     umask: int = setting(

@@ -23,6 +23,7 @@ from porch import build_name
 from porch.config.settings import Config
 from porch.errors import AppLoadError, BindError, ConfigError, ExitCode, PorchError
 from porch.ipc import WorkerChannel
+from porch.log import chown_log_files, reopen_log_files, setup_logging
 from porch.supervisor.health import (
     backoff_seconds,
     exit_verdict,
@@ -118,6 +119,7 @@ class Arbiter:
         os.umask(config.umask)
         self._log.info("Starting %s", build_name())
         self._ids = resolve_ids(config.user, config.group)
+        chown_log_files(*self._ids)  # so that the workers can reopen them on USR1
         if config.reload:
             require_watchfiles()
         if not config.request_buffering and config.threads == 1:
@@ -138,8 +140,9 @@ class Arbiter:
             self._worker_main = run_worker
         self._set_pidfile(config.pid)  # first: a running porch's file is not taken over
         self._listeners = create_listeners(
-            config.bind, backlog=config.backlog, socket_mode=config.socket_mode, environ=os.environ
-        )
+            config.bind, backlog=config.backlog, socket_mode=config.socket_mode,
+            environ=os.environ, owner=self._ids,
+        )  # fmt: skip
         for listener in self._listeners:
             self._log.info("Listening at: %s (%d)", listener.name, os.getpid())
         self._signals.install()
@@ -270,9 +273,8 @@ class Arbiter:
 
     def handle_usr1(self) -> None:
         """Reopen the log files, here and in every worker."""
-        from porch.log import reopen_log_files
-
         reopen_log_files()
+        chown_log_files(*self._ids)  # a file created anew, before the workers reopen it
         for worker in self._workers:
             self._workers.send(worker, signal.SIGUSR1)
         self._log.info("Log files reopened; USR1 sent to %d workers", len(self._workers))
@@ -434,12 +436,11 @@ class Arbiter:
         try:
             config = self._reload_config() if self._reload_config is not None else self.config
             if self._reload_config is not None:
-                from porch.log import setup_logging
-
-                setup_logging(config)
+                setup_logging(config)  # all or nothing: on error the old logging stays
         except PorchError as exc:
             self._log.error("reload failed: %s", exc)
             return
+        chown_log_files(*self._ids)
         if self._generation != self._stable[0]:  # a reload under way is superseded
             for worker in self._workers.running(self._generation):
                 self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)

@@ -64,8 +64,14 @@ def create_listeners(
     backlog: int,
     socket_mode: int | None,
     environ: MutableMapping[str, str],
+    owner: tuple[int | None, int | None] = (None, None),
 ) -> list[Listener]:
-    """Bind (or inherit) every listener; raise :class:`BindError` naming the failing one."""
+    """Bind (or inherit) every listener; raise :class:`BindError` naming the failing one.
+
+    ``owner`` is the workers' (uid, gid) (``--user``/``--group``): the UNIX socket
+    files porch creates are given to them, as gunicorn does, so that the group can
+    be the web server's and a socket file is not left root's.
+    """
     listeners: list[Listener] = []
     try:
         systemd_fds = _systemd_fds(environ)
@@ -75,6 +81,15 @@ def create_listeners(
         else:
             for bind in binds:
                 listeners.append(_create_one(bind, backlog=backlog, socket_mode=socket_mode))
+        uid, gid = owner
+        for listener in listeners:
+            if listener.unix_path is not None and (uid is not None or gid is not None):
+                try:
+                    os.chown(listener.unix_path, -1 if uid is None else uid,
+                             -1 if gid is None else gid)  # fmt: skip
+                except OSError as exc:
+                    raise BindError(f"cannot give {listener.name} to --user/--group: "
+                                    f"{_reason(exc)}") from exc  # fmt: skip
     except BaseException:
         for listener in listeners:
             listener.close()
@@ -152,6 +167,8 @@ def _bind_tcp(host: str, port: int, bind: str, backlog: int) -> Listener:
 def _bind_unix(path: str, bind: str, backlog: int, socket_mode: int | None) -> Listener:
     if not path:
         raise BindError(f"invalid bind {bind!r}: expected unix:/path/to/socket")
+    if path.startswith("@"):
+        return _bind_abstract(path, bind, backlog, socket_mode)
     _remove_stale_socket(path, bind)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # The umask makes the file appear with the right mode; chmod makes it exact.
@@ -168,6 +185,22 @@ def _bind_unix(path: str, bind: str, backlog: int, socket_mode: int | None) -> L
         if old_umask is not None:
             os.umask(old_umask)
     return Listener(sock=sock, name=f"unix:{path}", unix_path=path)
+
+
+def _bind_abstract(path: str, bind: str, backlog: int, socket_mode: int | None) -> Listener:
+    """``unix:@name``: a socket in Linux's abstract namespace (no file, gone with porch)."""
+    if len(path) < 2:
+        raise BindError(f"invalid bind {bind!r}: expected unix:@name")
+    if socket_mode is not None:
+        raise BindError(f"cannot bind {bind}: --socket-mode needs a socket file; {path} has none")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind("\0" + path[1:])
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BindError(f"cannot bind {bind}: {_reason(exc)}") from exc
+    return Listener(sock=sock, name=f"unix:{path}")
 
 
 def _remove_stale_socket(path: str, bind: str) -> None:

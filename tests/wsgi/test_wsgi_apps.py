@@ -46,17 +46,15 @@ def serve(
     body: bytes = b"",
     *,
     memory_limit: int = 1 << 16,
-    on_first_read: Callable[[], None] | None = None,
 ) -> Served:
     """Run ``app`` for one request the way the worker does, with ``validator`` around it."""
     served = Served()
     wsgi_input: Any = EMPTY_INPUT
-    if body or on_first_read is not None:
-        wsgi_input = BufferedInput(memory_limit=memory_limit, on_first_read=on_first_read)
-        if on_first_read is None:
-            for start in range(0, len(body), 5):
-                wsgi_input.feed(body[start : start + 5])
-            wsgi_input.finish()
+    if body:
+        wsgi_input = BufferedInput(memory_limit=memory_limit)
+        for start in range(0, len(body), 5):
+            wsgi_input.feed(body[start : start + 5])
+        wsgi_input.finish()
     base = base_environ(
         server_name="127.0.0.1",
         server_port="8000",
@@ -209,26 +207,6 @@ def test_file_wrapper_fallback_iteration(make_head: HeadFactory) -> None:
         return wrapper
 
     assert serve(send_file, get(make_head, b"/")).body == b"z" * 10_000
-
-
-def test_on_first_read_feeds_the_body_lazily(make_head: HeadFactory) -> None:
-    body = b"sent after 100 Continue"
-    head = post(make_head, b"/echo", body, b"text/plain")
-    events: list[str] = []
-
-    def continue_then_wait() -> None:
-        events.append("100 Continue")
-        stream.feed(body)
-        stream.finish()
-
-    stream = BufferedInput(memory_limit=100, on_first_read=continue_then_wait)
-
-    def reads_input(environ: Environ, start_response: StartResponseType) -> Iterable[bytes]:
-        events.append("app started")
-        return echo({**environ, "wsgi.input": stream}, start_response)
-
-    assert serve(reads_input, head).body == body
-    assert events == ["app started", "100 Continue"]
 
 
 # -- a real framework ------------------------------------------------------

@@ -21,6 +21,7 @@ RANKS = {
     "static": 5,
     "proxy": 5,
     "edge": 5,
+    "access_log": 5,
     "worker": 6,
     "supervisor": 7,
     "cli": 8,

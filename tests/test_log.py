@@ -18,10 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from porch import log
+from porch import access_log, log
+from porch.access_log import AccessLog
 from porch.config.settings import DEFAULT_ACCESS_LOG_FORMAT, Config
 from porch.errors import ConfigError
-from porch.log import ACCESS_LOGGER, ERROR_LOGGER, AccessLog, reopen_log_files, setup_logging
+from porch.log import ACCESS_LOGGER, ERROR_LOGGER, reopen_log_files, setup_logging
 
 ERROR_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[(\d+)\] \[(\w+)\] (.*)")
 CLF_TIME = re.compile(r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]")
@@ -122,7 +123,7 @@ def test_time_atom_is_request_start_in_common_log_format(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     finished = time.mktime((2026, 11, 24, 10, 0, 5, 0, 0, -1)) + 0.25
-    monkeypatch.setattr(log.time, "time", lambda: finished)
+    monkeypatch.setattr(access_log.time, "time", lambda: finished)
     text = line_for("%(t)s", duration_s=6.0)  # started 10:00:00 local time (-0.75 s)
     assert CLF_TIME.fullmatch(text)
     assert text.startswith("[24/Nov/2026:09:59:59 ")
@@ -137,7 +138,7 @@ def test_time_atom_is_request_start_in_common_log_format(
 
 def test_clf_clock_uses_english_month_and_offset() -> None:
     moment = time.mktime((2026, 11, 24, 10, 0, 0, 0, 0, -1))
-    assert log._ClfClock()(moment).startswith("[24/Nov/2026:10:00:00 ")
+    assert access_log._ClfClock()(moment).startswith("[24/Nov/2026:10:00:00 ")
 
 
 def test_bytes_dash_when_empty_and_content_headers() -> None:
@@ -253,7 +254,7 @@ def test_header_cannot_forge_a_line() -> None:
     ],
 )
 def test_escape(raw: str, escaped: str) -> None:
-    assert log.escape(raw) == escaped
+    assert access_log.escape(raw) == escaped
 
 
 @pytest.mark.parametrize(
@@ -343,10 +344,10 @@ def test_json_is_one_line_with_hostile_values(
     assert "\r" not in text
     assert text.isascii()
     record = json.loads(text)
-    assert record["user_agent"] == log._wsgi_text(agent)
-    assert record["referer"] == log._wsgi_text(referer)
-    assert record["path"] == log._wsgi_text(path)
-    assert record["query"] == log._wsgi_text(query)
+    assert record["user_agent"] == access_log._wsgi_text(agent)
+    assert record["referer"] == access_log._wsgi_text(referer)
+    assert record["path"] == access_log._wsgi_text(path)
+    assert record["query"] == access_log._wsgi_text(query)
 
 
 def test_json_lines_written_to_file_parse_back(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def check_settings(config: Config) -> None:
     """What only other layers can judge, before anything binds or forks (ConfigError)."""
-    from porch.log import check_access_format
+    from porch.access_log import check_access_format
 
     check_access_format(config.access_logformat)
 

@@ -136,7 +136,6 @@ def test_serve_sets_up_logging_then_runs_the_arbiter(monkeypatch: pytest.MonkeyP
 
     fake_log = types.ModuleType("porch.log")
     fake_log.setup_logging = setup_logging  # type: ignore[attr-defined]
-    fake_log.check_access_format = porch.log.check_access_format  # type: ignore[attr-defined]
     fake_arbiter = types.ModuleType("porch.supervisor.arbiter")
     fake_arbiter.Arbiter = FakeArbiter  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "porch.log", fake_log)
@@ -160,7 +159,6 @@ def test_a_logging_config_error_exits_2(
 
     fake_log = types.ModuleType("porch.log")
     fake_log.setup_logging = setup_logging  # type: ignore[attr-defined]
-    fake_log.check_access_format = porch.log.check_access_format  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "porch.log", fake_log)
     # The arbiter must not even be imported: stand in one that fails the test if run.
     fake_arbiter = types.ModuleType("porch.supervisor.arbiter")

@@ -27,9 +27,13 @@ def app(environ, start_response):
 """
 
 
-def _slow_app(tmp_path: Path, seconds: float) -> str:
+def _booting(start_porch: StartPorch, tmp_path: Path, seconds: float) -> tuple[Porch, int]:
+    """One worker importing an app that takes ``seconds``: porch, and the worker's pid."""
     (tmp_path / "slowboot.py").write_text(SLOW_IMPORT.format(seconds=seconds))
-    return "slowboot:app"
+    porch = start_porch("slowboot:app", "-b", "127.0.0.1:0", "-w", "1")
+    porch.wait_for("slowboot: importing")
+    (worker,) = porch.worker_pids()
+    return porch, worker
 
 
 def _gone(pid: int) -> bool:
@@ -43,9 +47,7 @@ def _gone(pid: int) -> bool:
 def test_a_worker_whose_master_dies_while_it_boots_stops(
     start_porch: StartPorch, tmp_path: Path
 ) -> None:
-    porch = start_porch(_slow_app(tmp_path, 1.5), "-b", "127.0.0.1:0", "-w", "1")
-    porch.wait_for("slowboot: importing")
-    (worker,) = porch.worker_pids()
+    porch, worker = _booting(start_porch, tmp_path, 1.5)
     try:
         porch.proc.kill()  # SIGKILL: the master cannot tell its worker anything
         porch.proc.wait(5)
@@ -62,9 +64,7 @@ def test_a_worker_whose_master_dies_while_it_boots_stops(
 def test_usr1_does_not_end_a_worker_importing_the_app(
     start_porch: StartPorch, tmp_path: Path
 ) -> None:
-    porch = start_porch(_slow_app(tmp_path, 1.0), "-b", "127.0.0.1:0", "-w", "1")
-    porch.wait_for("slowboot: importing")
-    (worker,) = porch.worker_pids()
+    porch, worker = _booting(start_porch, tmp_path, 1.0)
     porch.signal(signal.SIGUSR1)  # logrotate, while the worker imports
     porch.wait_ready()
     with porch.client() as client:

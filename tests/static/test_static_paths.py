@@ -188,7 +188,8 @@ class FakeClock:
         return self.now
 
 
-def test_mount_directory_may_be_a_symlink_switched_by_a_deploy(tmp_path: Path) -> None:
+def two_releases(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Releases r1 and r2 (v.txt: "one", "two") and a ``current`` link to r1."""
     release1, release2 = tmp_path / "r1", tmp_path / "r2"
     release1.mkdir()
     release2.mkdir()
@@ -196,6 +197,11 @@ def test_mount_directory_may_be_a_symlink_switched_by_a_deploy(tmp_path: Path) -
     (release2 / "v.txt").write_bytes(b"two\n")
     current = tmp_path / "current"
     current.symlink_to(release1)
+    return release1, release2, current
+
+
+def test_mount_directory_may_be_a_symlink_switched_by_a_deploy(tmp_path: Path) -> None:
+    release1, release2, current = two_releases(tmp_path)
     clock = FakeClock()
     client = Client(make_static(current, clock=clock))
     assert client.get("/static/v.txt").body == b"one\n"
@@ -208,13 +214,7 @@ def test_mount_directory_may_be_a_symlink_switched_by_a_deploy(tmp_path: Path) -
 
 
 def test_a_deleted_release_behind_a_switched_symlink_is_never_a_404(tmp_path: Path) -> None:
-    release1, release2 = tmp_path / "r1", tmp_path / "r2"
-    release1.mkdir()
-    release2.mkdir()
-    (release1 / "v.txt").write_bytes(b"one\n")
-    (release2 / "v.txt").write_bytes(b"two\n")
-    current = tmp_path / "current"
-    current.symlink_to(release1)
+    release1, release2, current = two_releases(tmp_path)
     client = Client(make_static(current, clock=FakeClock()))
     assert client.get("/static/v.txt").body == b"one\n"
     current.unlink()

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from porch.access_log import AccessLog
 from porch.config.settings import Config
-from porch.log import AccessLog
 from porch.worker import connection as connection_module
 from porch.worker.connection import HTTPConnection
 from porch.worker.context import WorkerContext

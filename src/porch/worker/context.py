@@ -24,8 +24,8 @@ error_log: Final = logging.getLogger("porch.error")
 _START_BATCH_MAX: Final = 64
 
 if TYPE_CHECKING:
+    from porch.access_log import AccessLog
     from porch.config.settings import Config
-    from porch.log import AccessLog
     from porch.static import StaticFiles
     from porch.types import WSGIApp
     from porch.worker.connection import HTTPConnection

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
+from porch.access_log import escape
 from porch.errors import AppResponseError, BodyUnavailable
-from porch.log import escape
 from porch.protocol.events import RequestHead
 from porch.protocol.framing import ResponseFraming, header_lines
 from porch.wsgi.file_wrapper import FileWrapper

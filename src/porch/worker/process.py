@@ -14,9 +14,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, NoReturn
 
+from porch.access_log import AccessLog
 from porch.edge.compress import Compressor
 from porch.errors import AppLoadError, ExitCode
-from porch.log import AccessLog, reopen_log_files
+from porch.log import reopen_log_files
 from porch.worker.acceptor import Acceptor
 from porch.worker.connection import HTTPConnection
 from porch.worker.context import WorkerContext

@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from porch.log import escape
+from porch.access_log import escape
 
 if TYPE_CHECKING:
     from porch.worker.connection import HTTPConnection

@@ -7,11 +7,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from live_worker import Probe, Serve, get, validated
+from live_worker import Gate, Probe, Serve, get, validated
 
 import porch
 from porch.errors import BodyUnavailable
@@ -337,6 +337,45 @@ def test_a_body_error_after_the_response_began_aborts(serve: Serve, probe: Probe
         data, _ = conn.read_to_eof()
         assert b"413" not in data
         assert not data.endswith(b"0\r\n\r\n")  # truncated, never "complete"
+
+
+class _HeldClose:
+    """A response of one empty item whose close() waits for the test: in threads mode the
+    head is framed (``exchange.framing`` set) but not yet handed to the loop meanwhile."""
+
+    def __init__(self, probe: Probe, gate: Gate) -> None:
+        self.probe, self.gate = probe, gate
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([b""])
+
+    def close(self) -> None:
+        self.probe.emit("closing")
+        self.gate.wait()
+
+
+@pytest.mark.parametrize("mode", ["threads-uvloop", "threads-asyncio"], indirect=True)
+def test_a_body_error_before_the_framed_head_is_written_gets_its_error_response(
+    serve: Serve, probe: Probe, make_gate: Callable[[], Gate]
+) -> None:
+    # The app thread has framed its head, which has not reached the transport, when the
+    # loop refuses the body: nothing went out, so the 413 can (and must) be answered.
+    gate = make_gate()
+
+    def app(environ: dict[str, Any], start_response: Any) -> _HeldClose:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _HeldClose(probe, gate)
+
+    worker = serve(app, limit_request_body=100, **STREAMING)
+    with worker.connect() as conn:
+        conn.send(post() + chunk(b"a" * 10))
+        probe.expect("closing")
+        conn.send(chunk(b"x" * 200))
+        response = conn.read_response()
+        gate.open()
+        assert response.status == 413
+        assert conn.at_eof()
+    assert worker.request(get("/")).status == 200
 
 
 def test_a_content_length_over_the_limit_is_refused_before_the_app(

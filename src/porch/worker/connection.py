@@ -463,7 +463,7 @@ class HTTPConnection(ConnectionOutput):
         exchange = self.exchange
         if self.stream is not None:  # e.g. a streamed chunked body past --limit-request-body
             self.stream.fail(event.message)
-        if self.state == DRAIN or (exchange is not None and exchange.framing is not None):
+        if self.state == DRAIN or (exchange is not None and exchange.head_out()):
             self.abort()  # a response is on its way: no error response can follow it
         else:
             self.send_error(event.status, event.message)
@@ -512,7 +512,7 @@ class HTTPConnection(ConnectionOutput):
             # RFC 9110 §15.5.9; also a body the app reads as it comes (100-continue, streamed).
             if self.stream is not None:
                 self.stream.fail("timed out waiting for the request body")
-            if state != DRAIN and (exchange is None or exchange.framing is None):
+            if state != DRAIN and (exchange is None or not exchange.head_out()):
                 self.send_error(408, "request not received in time")
             else:
                 self.abort()

@@ -66,6 +66,7 @@ class Exchange(StartResponse):
         "since",
         "suspended",
         "watch_from",
+        "written",
     )
 
     def __init__(
@@ -77,6 +78,7 @@ class Exchange(StartResponse):
         self.head = head
         self.environ = environ
         self.framing: ResponseFraming | None = None
+        self.written = False  # threads mode: the loop wrote some of the response
         self.result: Iterable[bytes] | None = None
         self.iterator: Iterator[object] | None = None  # items checked: bytes (PEP 3333)
         self.error_bytes = 0  # body bytes of a server-made 500
@@ -206,6 +208,12 @@ class Exchange(StartResponse):
         data = self._begin(0) if self.framing is None else b""
         assert self.framing is not None
         return data + self.framing.end()
+
+    def head_out(self) -> bool:
+        """Whether the response's head reached the transport: no error response can
+        follow it. In threads mode the app thread frames the head (``framing`` set)
+        before the loop writes it, so a refusal in between still gets its answer."""
+        return self.framing is not None and (self.cond is None or self.written)
 
     def _keep_alive(self) -> bool:
         framing = self.framing
@@ -418,6 +426,7 @@ class Exchange(StartResponse):
 
     def _sendfile(self, source: tuple[int, int, int]) -> None:
         fd, offset, count = source
+        self.written = True  # on the loop, in either mode
         self.conn.write(self._begin(count))
         assert self.framing is not None
         if self.framing.no_body:  # 204/304 (HEAD never gets here): the file is not sent
@@ -554,6 +563,7 @@ class Exchange(StartResponse):
         self.ctx.to_loop(self._loop_write, data)
 
     def _loop_write(self, data: bytes) -> None:
+        self.written = True
         self.conn.write(data)
         cond = self.cond
         assert cond is not None
@@ -563,6 +573,7 @@ class Exchange(StartResponse):
             self._unpark()
 
     def _threaded_done(self, data: bytes, keep_alive: bool) -> None:
+        self.written = True
         if data:
             self.conn.write(data)
         self.conn.exchange_done(keep_alive)

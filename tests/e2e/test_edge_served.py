@@ -8,6 +8,7 @@ import os
 import select
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -183,3 +184,27 @@ def test_workers_leave_when_the_master_is_killed(porch: type[PorchProcess]) -> N
         assert poller.poll(10_000), "worker still running 10 s after its master died"
     finally:
         os.close(pidfd)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_curl_http2_upgrade_with_a_body_is_served_as_http11(
+    porch: type[PorchProcess], chunked: bool
+) -> None:
+    # curl --http2 on an http:// URL asks for h2c with Upgrade on every request,
+    # body included; porch ignores the Upgrade (RFC 9110 §7.8) and reads the body.
+    curl = require_program("curl", "curl")
+    server = porch(["examples/hello.py", "-b", "127.0.0.1:0"])
+    command = [curl, "-sS", "-v", "--http2", "--data-binary", "hello upgrade", server.url + "/echo"]
+    if chunked:
+        command += ["-H", "Transfer-Encoding: chunked"]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Upgrade: h2c" in done.stderr  # curl did ask for the upgrade
+    assert "HTTP/1.1 200" in done.stderr
+    assert done.stdout == "hello upgrade"
+    assert server.stop() == 0

@@ -107,6 +107,7 @@ class H1Parser:
         "_rare_seen",
         "_refusal",
         "_stall_bytes",
+        "_upgrade_body",
         "_upgrade_header",
         "_url",
         "_version_11",
@@ -128,6 +129,7 @@ class H1Parser:
         self._version_11 = False
         self._method_get = False
         self._good_host = b""  # this connection's last valid Host (clients repeat theirs)
+        self._upgrade_body = b""  # the framing of an Upgrade request's body (see _parse)
         self.on_message_begin()  # the per-request fields
         self._idle = True
 
@@ -233,7 +235,9 @@ class H1Parser:
         """Run llhttp over ``piece`` (part of ``data``); return the error to answer, if any."""
         try:
             self._parser.feed_data(piece)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as exc:
+            if self._upgrade_body:
+                return self._read_upgrade_body(piece[exc.args[0] :], data)
             # llhttp stops at an Upgrade; porch upgrades nothing, so the request was
             # answered as a plain one (keep_alive false) and the connection closes.
             self._done = True
@@ -249,6 +253,21 @@ class H1Parser:
         except httptools.HttpParserError as exc:
             return _parser_error(exc)
         return None
+
+    def _read_upgrade_body(self, rest: bytes, data: bytes) -> tuple[int, str] | None:
+        """An Upgrade request with a body (``curl --http2 -d``): llhttp stops right after
+        the head, as if the body were the new protocol, and reports the message complete.
+        porch upgrades nothing, so the body is read as any other (RFC 9110 §7.8: a server
+        may ignore Upgrade): a second llhttp parser, given the same framing, parses it.
+        """
+        framing, self._upgrade_body = self._upgrade_body, b""
+        del self._events[-1]  # llhttp's early "complete": the body comes first
+        self._closing_at = -1
+        self._in_head = self._idle = False
+        body_parser = httptools.HttpRequestParser(_BodyOnly(self))
+        body_parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n\r\n")
+        self._parser = body_parser
+        return self._parse(rest, None, data) if rest else None
 
     def _refuse(self, status: int, message: str) -> None:
         # Checks of single fields are answered once the head is complete, so a
@@ -370,7 +389,11 @@ class H1Parser:
             if chunked:
                 content_length = None
             if self._upgrade_header and (chunked or content_length):
-                raise ProtocolError(501, "Upgrade with a request body is not supported")
+                self._upgrade_body = (
+                    b"Transfer-Encoding: chunked"
+                    if content_length is None
+                    else b"Content-Length: %d" % content_length
+                )
             # RFC 9112 §9.3; porch upgrades nothing, so an Upgrade request is the last.
             keep_alive = self._keep_alive = not (self._conn_close or self._upgrade_header) and (
                 version == "1.1" or self._conn_keep_alive
@@ -526,6 +549,16 @@ def _method_error(stream: bytes | None) -> tuple[int, str]:
     if byte in _TCHAR or (byte == 0x20 and _inside_request(stream[:index])):
         return 501, "method not implemented"
     return 400, "invalid method"
+
+
+class _BodyOnly:
+    """llhttp callbacks that pass only a body and its end on (see _read_upgrade_body)."""
+
+    __slots__ = ("on_body", "on_message_complete")
+
+    def __init__(self, owner: H1Parser) -> None:
+        self.on_body = owner.on_body
+        self.on_message_complete = owner.on_message_complete
 
 
 class _Boundaries:

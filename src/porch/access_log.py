@@ -128,7 +128,9 @@ def _atom_user(environ: Environ, *_: object) -> str:
 
 
 def _atom_request_line(environ: Environ, *_: object) -> str:
-    method = environ.get("REQUEST_METHOD", "-")
+    method = environ.get("REQUEST_METHOD")
+    if method is None:  # a request refused before its head was parsed
+        return "-"
     protocol = environ.get("SERVER_PROTOCOL", "-")
     return escape(f"{method} {_request_uri(environ)} {protocol}")
 

@@ -416,3 +416,29 @@ def test_access_log_records_each_exchange(serve: Serve, tmp_path: Any) -> None:
         "GET /fail  500 26",
         "HEAD /made  201 0",
     ]
+
+
+def test_refused_requests_are_access_logged(serve: Serve, tmp_path: Path) -> None:
+    # As nginx does: a request refused by the parser gets its record (the request
+    # line once the head was parsed, "-" before), with the status and bytes sent.
+    access_log = tmp_path / "access.log"
+    worker = serve(
+        echo,
+        access_logfile=str(access_log),
+        access_logformat='%(h)s "%(r)s" %(s)s %(B)s',
+        limit_request_body=10,
+    )
+    garbage = worker.request(b"\x16\x03\x01 not http\r\n\r\n")
+    too_large = worker.request(
+        b"POST /up?a=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"20\r\n" + b"x" * 32 + b"\r\n0\r\n\r\n"
+    )
+    assert (garbage.status, too_large.status) == (400, 413)
+    assert worker.request(get("/fine")).status == 200
+    assert worker.stop() == 0  # flushes the log
+    lines = access_log.read_text().splitlines()
+    assert lines[:2] == [
+        f'127.0.0.1 "-" 400 {len(garbage.body)}',
+        f'127.0.0.1 "POST /up?a=1 HTTP/1.1" 413 {len(too_large.body)}',
+    ]
+    assert lines[2].startswith('127.0.0.1 "GET /fine HTTP/1.1" 200 ')

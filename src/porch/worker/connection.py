@@ -467,6 +467,25 @@ class HTTPConnection(ConnectionOutput):
             self.abort()  # a response is on its way: no error response can follow it
         else:
             self.send_error(event.status, event.message)
+            if self.ctx.access_logging and exchange is None:
+                self._log_refusal(event.status, event.message)
+
+    def _log_refusal(self, status: int, message: str) -> None:
+        """An access-log record for a request refused before its app ran, as nginx
+        writes one for its 400s: the request line when the head was parsed (a body
+        refused), else ``-`` (an unparsable head), so scanners and broken clients
+        show up where operators look."""
+        environ: Environ = {"REMOTE_ADDR": self.remote_addr, "REMOTE_PORT": self.remote_port}
+        head = self.head
+        target = b""
+        if head is not None:
+            environ["REQUEST_METHOD"] = head.method
+            environ["SERVER_PROTOCOL"] = "HTTP/" + head.http_version
+            target = head.target
+        reason = reason_phrase(status)
+        self.ctx.access_log.log(
+            environ, f"{status} {reason}", (), len(error_body(status, reason, message)), 0.0, target
+        )
 
     def _turn_away(self, environ: Environ, status: int, message: str, retry_after: float) -> None:
         """An overload limit refuses a parsed request: the answer, and its access-log

@@ -122,6 +122,56 @@ def test_app_exception_is_a_500_and_a_logged_traceback(serve: Serve) -> None:
     assert log.count("ZeroDivisionError: the app divided by zero") == 1  # logged once
 
 
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt()], ids=["exit", "interrupt"])
+def test_an_app_that_exits_gets_a_500_and_the_worker_serves_on(
+    serve: Serve, probe: Probe, raised: BaseException, make_gate: Any
+) -> None:
+    # sys.exit() in a view (argparse or click on bad input) is one request's error:
+    # inline, it must not end the worker and its other clients' requests; on a pool
+    # thread, it must not leave its client waiting forever.
+    gate = make_gate()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ["PATH_INFO"]
+        if path == "/exit":
+            raise raised
+        if path == "/exit-mid":
+
+            def pieces() -> Iterator[bytes]:
+                yield b"first"
+                raise raised
+
+            start_response("200 OK", TEXT)
+            return pieces()
+        if path == "/slow":
+            probe.emit("slow started")
+            gate.wait()
+        start_response("200 OK", TEXT)
+        return [path.encode()]
+
+    worker = serve(validated(app), expect_errors=True)
+    slow = worker.connect()
+    if worker.config.threads > 1:  # inline, the loop would wait for the slow app first
+        slow.send(get("/slow"))
+        probe.expect("slow started")
+    with worker.connect() as conn:
+        conn.send(get("/exit"))
+        assert conn.read_response().status == 500
+        conn.send(get("/after"))
+        assert conn.read_response().body == b"/after"
+    with worker.connect() as conn:
+        conn.send(get("/exit-mid"))
+        data, _ = conn.read_to_eof()
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n") and not data.endswith(b"0\r\n\r\n")
+    gate.open()
+    if worker.config.threads > 1:
+        assert slow.read_response().body == b"/slow"  # the other client was not lost
+    slow.close()
+    assert worker.request(get("/again")).body == b"/again"
+    assert "Error handling request GET /exit" in worker.log()
+    assert f"{type(raised).__name__}" in worker.log()
+
+
 def test_500_to_http10_closes(serve: Serve) -> None:
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         raise RuntimeError("boom")

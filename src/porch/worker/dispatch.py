@@ -38,6 +38,12 @@ _THREAD_QUEUE_BYTES: Final = 256 * 1024  # body bytes a thread may have queued f
 # A list result smaller than this goes out as one bytes object with its head (one
 # copy); a larger body is written after its head without being copied (writev).
 JOIN_MAX_BYTES: Final = 16384
+# What the app may raise and get a 500 for, the worker serving on: SystemExit too (an
+# argparse or click call inside a view exits on bad input), and KeyboardInterrupt
+# raised by app code (the worker's own SIGINT is a signal handler, never this). One
+# request's exit must neither kill the other clients' connections (inline mode) nor
+# leave its client waiting forever (a pool thread's exception would go unseen).
+APP_ERRORS: Final = (Exception, SystemExit, KeyboardInterrupt)
 _ERROR_500: Final = "500 Internal Server Error"
 _ERROR_BODY: Final = b"500 Internal Server Error\n"
 
@@ -241,7 +247,7 @@ class Exchange(StartResponse):
         self.error_bytes = framing.sent
         return data + body, framing.keep_alive
 
-    def _log_failure(self, exc: Exception) -> None:
+    def _log_failure(self, exc: BaseException) -> None:
         head = self.head
         path = escape(head.path.decode("latin-1"))  # client bytes: never forge a log line
         if isinstance(exc, BodyUnavailable):  # the client's fault: no traceback
@@ -270,7 +276,7 @@ class Exchange(StartResponse):
         if close is not None:
             try:
                 close()
-            except Exception:
+            except APP_ERRORS:
                 error_log.exception("Error closing the response iterable")
 
     def _file_source(self, result: object) -> tuple[int, int, int] | None:
@@ -313,7 +319,7 @@ class Exchange(StartResponse):
                 self._sendfile(source)
                 return
             self.iterator = iter(result)
-        except Exception as exc:
+        except APP_ERRORS as exc:
             self._fail_inline(exc)
             return
         finally:
@@ -342,7 +348,7 @@ class Exchange(StartResponse):
                     self.paused_at = monotonic()
                     return  # resume() continues from here
             conn.write(self._tail())
-        except Exception as exc:
+        except APP_ERRORS as exc:
             self.iterator = None
             self._fail_inline(exc)
             return
@@ -358,7 +364,7 @@ class Exchange(StartResponse):
             self.watch_from += monotonic() - self.paused_at
             self.paused_at = 0.0
 
-    def _fail_inline(self, exc: Exception) -> None:
+    def _fail_inline(self, exc: BaseException) -> None:
         self._log_failure(exc)
         self._close_result()
         self._answer_failure(exc)
@@ -399,7 +405,7 @@ class Exchange(StartResponse):
         else:
             self._send_threaded(self._frame(data))
 
-    def _answer_failure(self, exc: Exception) -> None:
+    def _answer_failure(self, exc: BaseException) -> None:
         """On the loop, once the app failed (logged, result closed): 500, 408 or abort.
 
         Once the head is out the response cannot be completed: the connection is
@@ -465,7 +471,7 @@ class Exchange(StartResponse):
                 self.ctx.to_loop(self._sendfile, source)
                 return
             self.iterator = iter(result)
-        except Exception as exc:
+        except APP_ERRORS as exc:
             self._threaded_failure(exc)
             return
         finally:
@@ -497,7 +503,7 @@ class Exchange(StartResponse):
             self._access()
             self.ctx.to_loop(self._gone_on_loop)
             return
-        except Exception as exc:
+        except APP_ERRORS as exc:
             self._threaded_failure(exc)
             return
         finally:
@@ -506,7 +512,7 @@ class Exchange(StartResponse):
         self._access()
         self.ctx.to_loop(self._threaded_done, tail, self._keep_alive())
 
-    def _threaded_failure(self, exc: Exception) -> None:
+    def _threaded_failure(self, exc: BaseException) -> None:
         self._log_failure(exc)
         self._close_result()
         self.ctx.to_loop(self._answer_failure, exc)

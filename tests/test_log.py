@@ -1,4 +1,7 @@
-"""Tests of porch.log: logger setup, dictConfig files, reopen, access-log atoms and escaping."""
+"""Tests of porch.log: logger setup, dictConfig files, access-log atoms and escaping.
+
+Reopening the log files (USR1) is tested in ``test_log_reopen.py``.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from porch import access_log, log
 from porch.access_log import AccessLog
 from porch.config.settings import DEFAULT_ACCESS_LOG_FORMAT, Config
 from porch.errors import ConfigError
-from porch.log import ACCESS_LOGGER, ERROR_LOGGER, reopen_log_files, setup_logging
+from porch.log import ACCESS_LOGGER, ERROR_LOGGER, setup_logging
 
 ERROR_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[(\d+)\] \[(\w+)\] (.*)")
 CLF_TIME = re.compile(r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]")
@@ -510,58 +513,6 @@ def test_setup_that_cannot_open_a_file_keeps_the_current_logging(tmp_path: Path)
 def test_unknown_log_level_names_the_flag() -> None:
     with pytest.raises(ConfigError, match="--log-level"):
         setup_logging(Config(log_level="loud"))
-
-
-# --- reopen -----------------------------------------------------------------------
-
-
-def test_reopen_after_rename(tmp_path: Path) -> None:
-    error_path = tmp_path / "error.log"
-    access_path = tmp_path / "access.log"
-    config = Config(
-        error_logfile=str(error_path), access_logfile=str(access_path), access_logformat="%(U)s"
-    )
-    setup_logging(config)
-    access_log = AccessLog(config)
-    error_logger = logging.getLogger(ERROR_LOGGER)
-
-    error_logger.warning("before rotation")
-    access_log.log(environ(PATH_INFO="/before"), "200 OK", [], 0, 0.0)
-    error_path.rename(tmp_path / "error.log.1")
-    access_path.rename(tmp_path / "access.log.1")
-    # Until reopened, records still go to the moved files.
-    access_log.log(environ(PATH_INFO="/moved"), "200 OK", [], 0, 0.0)
-
-    reopen_log_files()
-    error_logger.warning("after rotation")
-    access_log.log(environ(PATH_INFO="/after"), "200 OK", [], 0, 0.0)
-
-    assert (tmp_path / "access.log.1").read_text() == "/before\n/moved\n"
-    assert access_path.read_text() == "/after\n"
-    assert "before rotation" in (tmp_path / "error.log.1").read_text()
-    assert "after rotation" not in (tmp_path / "error.log.1").read_text()
-    assert "after rotation" in error_path.read_text()
-
-
-def test_reopen_leaves_stderr_alone(capsys: pytest.CaptureFixture[str]) -> None:
-    setup_logging(Config())
-    reopen_log_files()
-    logging.getLogger(ERROR_LOGGER).warning("still on stderr")
-    assert "still on stderr" in capsys.readouterr().err
-
-
-def test_reopen_failure_keeps_the_old_file(tmp_path: Path) -> None:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    error_path = logs / "error.log"
-    setup_logging(Config(error_logfile=str(error_path)))
-    error_path.rename(tmp_path / "error.log.1")
-    logs.rmdir()  # the directory is gone: the file cannot be recreated
-    reopen_log_files()
-    logging.getLogger(ERROR_LOGGER).warning("still written")
-    moved = (tmp_path / "error.log.1").read_text()
-    assert "cannot reopen log file" in moved
-    assert "still written" in moved
 
 
 # --- dictConfig files ----------------------------------------------------------------

@@ -34,8 +34,8 @@ ERROR_LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 JSON_FORMAT = "json"
 
 # Every handler setup_logging() installed, so that a second call (the master after
-# HUP, a re-exec) replaces them instead of adding duplicates, and so that
-# reopen_log_files() knows which files are porch's.
+# HUP, a re-exec) replaces them instead of adding duplicates and closes only the
+# files porch opened.
 _installed: list[tuple[logging.Logger, logging.Handler]] = []
 
 
@@ -77,12 +77,17 @@ def setup_logging(config: Config) -> None:
 
 
 def reopen_log_files() -> None:
-    """Reopen every log file porch opened (SIGUSR1, after logrotate moved them away)."""
-    for _, handler in list(_installed):
-        if not isinstance(handler, logging.FileHandler):
-            continue
+    """Reopen every log file by name (SIGUSR1, after logrotate moved them away).
+
+    Not only the files porch opened: every ``logging.FileHandler`` attached to the
+    root logger or any named logger, so files a ``--log-config`` file (or the app)
+    set up follow the rotation too, as gunicorn does.
+    """
+    for handler in _file_handlers():
+        if handler.stream is None:
+            continue  # not opened yet (delay=True) or closed: opens by name on use
         try:
-            # Append, like the FileHandler porch created (mode "a").
+            # Append even for mode "w": a reopen must never truncate a file.
             stream = open(  # noqa: SIM115 - the handler owns and closes it
                 handler.baseFilename, "a", encoding=handler.encoding, errors=handler.errors
             )
@@ -98,7 +103,7 @@ def reopen_log_files() -> None:
 
 
 def chown_log_files(uid: int | None, gid: int | None) -> None:
-    """Give the log files porch opened to the workers' ``--user``/``--group`` (master, as root).
+    """Give the log files to the workers' ``--user``/``--group`` (master, as root).
 
     On USR1 every worker reopens the files by name; as another user it could not
     open one the master created (or found) owned by root, and would keep writing
@@ -106,8 +111,8 @@ def chown_log_files(uid: int | None, gid: int | None) -> None:
     """
     if (uid is None and gid is None) or os.geteuid() != 0:
         return
-    for _, handler in _installed:
-        if not isinstance(handler, logging.FileHandler) or handler.stream is None:
+    for handler in _file_handlers():
+        if handler.stream is None:
             continue
         try:
             fd = handler.stream.fileno()
@@ -118,6 +123,29 @@ def chown_log_files(uid: int | None, gid: int | None) -> None:
                 "cannot give log file %s to the workers' user: %s; they cannot reopen it",
                 handler.baseFilename, exc,
             )  # fmt: skip
+
+
+def _file_handlers() -> list[logging.FileHandler]:
+    """Each file handler attached to the root or a named logger, once.
+
+    A ``WatchedFileHandler`` (it has ``reopenIfNeeded``) is left out: it notices a
+    moved file itself, and a stream swapped behind its back would only make it
+    reopen once more. Checked by attribute so that ``logging.handlers`` is not
+    imported by a run that does not use it.
+    """
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [
+        logger
+        # A copy (one C call): app threads may create loggers meanwhile.
+        for logger in logging.Logger.manager.loggerDict.copy().values()
+        if isinstance(logger, logging.Logger)  # not a PlaceHolder
+    ]
+    found: dict[int, logging.FileHandler] = {}
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler) and not hasattr(handler, "reopenIfNeeded"):
+                found.setdefault(id(handler), handler)
+    return list(found.values())
 
 
 def _install(logger: logging.Logger, handler: logging.Handler, level: int) -> None:

@@ -26,10 +26,23 @@ list result, which is compressed whole) and ``Accept-Ranges``, and its strong
 piece with a flush after each, never buffered whole. The decision waits for the
 result (list, stream or file), so the server's ``start_response`` is called when
 the app returns, when it first uses ``write()``, or at its first body piece.
+
+A 304 carries the Vary and ETag the 200 would have (RFC 9110 §15.4.5): the app's
+own 304 gets ``Vary: Accept-Encoding`` and, when this request would get the
+compressed 200, the weak ETag (and neither Content-Length nor Accept-Ranges of
+the identity form). Whether the 200 would be eligible is judged by the 304's
+Content-Type; a 304 without one is taken as eligible when the request's
+If-None-Match lists ``W/"x"`` for the 304's strong ``"x"``: a tag only a
+compressed 200 carried. And a 200 to a GET that would be compressed, whose ETag
+``"x"`` the request lists as ``W/"x"``, becomes a 304 here (the weak
+comparison RFC 9110 §13.1.2 asks for matches), so apps comparing If-None-Match
+as strings still round-trip the tag they never issued; the app's body is
+closed unread.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,11 +55,26 @@ if TYPE_CHECKING:
     from porch.config.settings import Config
     from porch.types import Environ, ExcInfo, ResponseHeaders, StartResponse, WriteCallable, WSGIApp
 
-__all__ = ["CompressionPolicy", "Compressor", "encoded_headers", "with_vary"]
+__all__ = [
+    "CompressionPolicy",
+    "Compressor",
+    "encoded_headers",
+    "lists_weakened",
+    "not_modified_from_ok",
+    "strong_etag",
+    "with_vary",
+]
 
 _NO_BODY_STATUS = frozenset({204, 206, 304})  # RFC 9110 §15.3.5, §15.3.7, §15.4.5
 # Integrity headers computed over the content as sent (RFC 9530, RFC 1864).
 _DIGEST_HEADERS = frozenset({"content-digest", "repr-digest", "digest", "content-md5"})
+# RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc excludes DQUOTE,
+# so tags pair their quotes in order even where they hold commas.
+_ENTITY_TAG = re.compile(r'(W/)?("[^"]*")')
+# Representation metadata a 304 made from a 200 leaves out (RFC 9110 §15.4.5):
+# the body's own description. Set-Cookie, Cache-Control, Expires, Last-Modified
+# and the rest of the app's fields stay.
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-language", "accept-ranges"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +123,15 @@ class CompressionPolicy:
             return False
         return size is None or (size > 0 and size >= self.min_size_bytes)
 
+    def eligible_behind_304(self, headers: ResponseHeaders) -> bool | None:
+        """Whether the 200 a 304 stands for would be eligible; None without a Content-Type.
+
+        A 304's Content-Length, when sent, is the 200's (RFC 9110 §8.6).
+        """
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            return None  # RFC 9110 §15.4.5: a 304 need not describe the body
+        return self.eligible("200 OK", headers, None)
+
 
 def _no_transform(cache_control: str) -> bool:
     return any(
@@ -119,6 +156,35 @@ def with_vary(headers: ResponseHeaders) -> ResponseHeaders:
 
 def encoded_headers(headers: ResponseHeaders, coding: str) -> ResponseHeaders:
     """The headers of the response compressed with ``coding`` (length unknown yet)."""
+    out = _coded_variant(headers)
+    out.append(("Content-Encoding", coding))
+    return out
+
+
+def not_modified_from_ok(headers: ResponseHeaders) -> ResponseHeaders:
+    """The 304 standing for a compressed 200 with ``headers`` (the app's, as it made them)."""
+    kept = [(name, value) for name, value in headers if name.lower() not in _BODY_HEADERS]
+    return _coded_variant(kept)
+
+
+def lists_weakened(if_none_match: str | None, etag: str) -> bool:
+    """Whether If-None-Match lists ``W/`` + the strong ``etag``: a compressed 200's tag."""
+    if not if_none_match or "W/" not in if_none_match:
+        return False
+    return any(weak and opaque == etag for weak, opaque in _ENTITY_TAG.findall(if_none_match))
+
+
+def strong_etag(headers: ResponseHeaders) -> str | None:
+    """The response's ETag when it is a strong entity-tag (``"x"``), else None."""
+    for name, value in headers:
+        if name.lower() == "etag":
+            tag = value.strip()
+            return tag if tag.startswith('"') and _ENTITY_TAG.fullmatch(tag) else None
+    return None
+
+
+def _coded_variant(headers: ResponseHeaders) -> ResponseHeaders:
+    """``headers`` describing the coded form: Vary, weak ETag, no identity length/ranges."""
     out: ResponseHeaders = []
     for name, value in headers:
         lower = name.lower()
@@ -127,9 +193,7 @@ def encoded_headers(headers: ResponseHeaders, coding: str) -> ResponseHeaders:
         if lower == "etag" and value.strip().startswith('"'):
             value = "W/" + value.strip()  # RFC 9110 §8.8.3: another representation
         out.append((name, value))
-    out = with_vary(out)
-    out.append(("Content-Encoding", coding))
-    return out
+    return with_vary(out)
 
 
 class Compressor:
@@ -154,10 +218,12 @@ class Compressor:
         if method != "HEAD" and "HTTP_RANGE" not in environ:
             coding = choose_coding(environ.get("HTTP_ACCEPT_ENCODING"), self.policy.codings)
         wrapper = environ.get("wsgi.file_wrapper")
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         response = _Response(
             policy=self.policy,
             coding=coding,
             head=method == "HEAD",
+            if_none_match=if_none_match if isinstance(if_none_match, str) else None,
             server_start_response=start_response,
             file_wrapper=wrapper if isinstance(wrapper, type) else None,
         )
@@ -175,12 +241,14 @@ class _Response:
     """One response on its way through: the deferred head, the decision, the encoder."""
 
     __slots__ = (
+        "body_dropped",
         "coding",
         "encoder",
         "file_wrapper",
         "forwarded",
         "head",
         "headers",
+        "if_none_match",
         "policy",
         "server_start_response",
         "server_write",
@@ -193,12 +261,15 @@ class _Response:
         policy: CompressionPolicy,
         coding: str | None,
         head: bool,
+        if_none_match: str | None,
         server_start_response: StartResponse,
         file_wrapper: type | None,
     ) -> None:
         self.policy = policy
         self.coding = coding  # None: this request gets the identity form
         self.head = head  # a HEAD request: its (empty) body does not tell the GET's size
+        self.if_none_match = if_none_match
+        self.body_dropped = False  # the app's 200 went out as a 304: its body is not sent
         self.server_start_response = server_start_response
         self.file_wrapper = file_wrapper
         self.status: str | None = None
@@ -243,6 +314,8 @@ class _Response:
         if type(result) is list or type(result) is tuple:
             return self._respond_whole(result)
         self.forward(None)
+        if self.body_dropped:
+            return _Body(self, result, exhausted=True)  # closes the app's result, unread
         return result if self.encoder is None else _Body(self, result)
 
     def _respond_whole(self, result: list[bytes] | tuple[bytes, ...]) -> Iterable[bytes]:
@@ -251,14 +324,15 @@ class _Response:
             self._forward_unchanged()  # the server will refuse it
             return result
         eligible = self._eligible(sum(len(piece) for piece in result))
-        if not eligible or self.coding is None:
+        if not eligible or self.coding is None or self._client_holds_it():
             self._start(eligible)
-            return result
+            return [] if self.body_dropped else result
         encoder = new_encoder(self.coding, self.policy.level)
         body = encoder.compress(b"".join(result)) + encoder.finish()
         headers = encoded_headers(self.headers, self.coding)
         headers.append(("Content-Length", str(len(body))))
-        self._call_server(headers, None)
+        assert self.status is not None
+        self._call_server(headers, None, self.status)
         return [body]
 
     def forward(self, size: int | None, exc_info: ExcInfo | None = None) -> None:
@@ -275,29 +349,59 @@ class _Response:
 
     def _start(self, eligible: bool, exc_info: ExcInfo | None = None) -> None:
         headers = self.headers
+        status = self.status
+        assert status is not None
         if eligible and self.coding is not None:
-            self.encoder = new_encoder(self.coding, self.policy.level)
-            headers = encoded_headers(headers, self.coding)
+            if exc_info is None and self._client_holds_it():
+                status, headers = "304 Not Modified", not_modified_from_ok(headers)
+                self.body_dropped = True
+            else:
+                self.encoder = new_encoder(self.coding, self.policy.level)
+                headers = encoded_headers(headers, self.coding)
         elif eligible:
             headers = with_vary(headers)  # RFC 9110 §12.5.5: another client would get it coded
-        self._call_server(headers, exc_info)
+        elif isinstance(status, str) and status[:3] == "304" and _well_formed(headers):
+            headers = self._not_modified_headers(headers)
+        self._call_server(headers, exc_info, status)
+
+    def _client_holds_it(self) -> bool:
+        """A 200 whose compressed form's tag the request lists in If-None-Match.
+
+        The app compared ``W/"x"`` with its ``"x"`` as strings (RFC 9110 §13.1.2
+        asks for the weak comparison, which matches): answered as the 304 it is.
+        """
+        if self.if_none_match is None or self.status is None or self.status[:3] != "200":
+            return False
+        etag = strong_etag(self.headers)
+        return etag is not None and lists_weakened(self.if_none_match, etag)
+
+    def _not_modified_headers(self, headers: ResponseHeaders) -> ResponseHeaders:
+        """The app's own 304, with the Vary and ETag its 200 would carry (RFC 9110 §15.4.5)."""
+        eligible = self.policy.eligible_behind_304(headers)
+        if eligible is None:  # no Content-Type: only a compressed 200's tag tells
+            etag = strong_etag(headers)
+            eligible = etag is not None and lists_weakened(self.if_none_match, etag)
+        if not eligible:
+            return headers
+        # The coded form's fields: weak ETag, no identity Content-Length (§8.6).
+        return _coded_variant(headers) if self.coding is not None else with_vary(headers)
 
     def _forward_unchanged(self) -> None:
-        self._call_server(self.headers, None)
-
-    def _call_server(self, headers: ResponseHeaders, exc_info: ExcInfo | None) -> None:
         assert self.status is not None
+        self._call_server(self.headers, None, self.status)
+
+    def _call_server(self, headers: ResponseHeaders, exc_info: ExcInfo | None, status: str) -> None:
         self.forwarded = True
         if exc_info is None:
-            self.server_write = self.server_start_response(self.status, headers)
+            self.server_write = self.server_start_response(status, headers)
         else:
-            self.server_write = self.server_start_response(self.status, headers, exc_info)
+            self.server_write = self.server_start_response(status, headers, exc_info)
 
     def encode(self, data: bytes) -> bytes:
         """One body piece, compressed and flushed so the client can decode it now."""
         encoder = self.encoder
         if encoder is None or not data:
-            return data
+            return b"" if self.body_dropped else data
         return encoder.compress(data) + encoder.flush()
 
     def finish(self) -> bytes:
@@ -324,11 +428,13 @@ class _Body:
 
     __slots__ = ("_done", "_iterable", "_iterator", "_response")
 
-    def __init__(self, response: _Response, iterable: Iterable[bytes]) -> None:
+    def __init__(
+        self, response: _Response, iterable: Iterable[bytes], *, exhausted: bool = False
+    ) -> None:
         self._response = response
         self._iterable = iterable
         self._iterator: Iterator[bytes] | None = None
-        self._done = False
+        self._done = exhausted  # True: yields nothing (a 304), only closes ``iterable``
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -351,6 +457,9 @@ class _Body:
             if response.status is None:
                 return piece  # no start_response at all: the server refuses the body
             response.forward(None)
+            if response.body_dropped:
+                self._done = True  # a 304 now: the rest is not read; close() follows
+                raise StopIteration
         return response.encode(piece)
 
     def close(self) -> None:

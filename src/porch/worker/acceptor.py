@@ -27,7 +27,9 @@ import asyncio
 import errno
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
 
 error_log = logging.getLogger("porch.error")
 
@@ -68,7 +70,7 @@ class Acceptor:
         self.wanted = False  # accepting, as the worker asked (paused by --worker-connections)
         # Accepted, but connection_made() has not run yet: the connection is in
         # no connection set, and a graceful stop must wait for it too.
-        self.adopting: set[asyncio.Task[object]] = set()
+        self.adopting: set[Coroutine[Any, Any, object]] = set()
         for sock in listeners:
             sock.setblocking(False)
 
@@ -121,14 +123,33 @@ class Acceptor:
                 self._loop.remove_reader(listener.sock.fileno())
 
     def _adopt(self, conn: socket.socket) -> None:
-        task = self._loop.create_task(self._loop.connect_accepted_socket(self._factory, conn))
-        self.adopting.add(task)
-        task.add_done_callback(self._adopted)
+        adoption = self._loop.connect_accepted_socket(self._factory, conn)
+        self.adopting.add(adoption)
+        self._step(adoption)
 
-    def _adopted(self, task: asyncio.Task[object]) -> None:
-        self.adopting.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            error_log.warning("could not set up an accepted connection: %s", task.exception())
+    def _step(self, adoption: Coroutine[Any, Any, object], _: object = None) -> None:
+        """Drive ``connect_accepted_socket`` the way a Task would, without one.
+
+        The coroutine makes the transport, then awaits one future (resolved once
+        ``connection_made`` ran). A Task per connection cost about 6 µs of the
+        ~60 µs a ``Connection: close`` request takes (its creation, registration,
+        context copy, the scheduled first step and the done callback): here the
+        first step runs at once and the future's callback runs the second.
+        """
+        try:
+            awaited = adoption.send(None)
+        except StopIteration:
+            self.adopting.discard(adoption)
+            return
+        except (Exception, asyncio.CancelledError) as exc:
+            self.adopting.discard(adoption)
+            error_log.warning("could not set up an accepted connection: %s", exc)
+            return
+        if awaited is None:  # a bare yield: once more on the next iteration
+            self._loop.call_soon(self._step, adoption)
+        else:  # a future: what Task.__step does with one
+            awaited._asyncio_future_blocking = False
+            awaited.add_done_callback(partial(self._step, adoption))
 
     def _wait_for_fds(self, exc: OSError) -> None:
         # The listening socket stays readable: watching it now would spin the loop.

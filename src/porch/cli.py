@@ -50,8 +50,9 @@ def _prepare_to_run(config: Config) -> None:
     """What a start needs from this system, checked as --check-config does (ConfigError).
 
     Opens the log files (a bad path is a usage error, not a worker's app error) and
-    checks that ``--chdir`` exists. Not on HUP: with --preload the master has changed
-    into ``--chdir`` already, so a relative one would no longer resolve.
+    checks that ``--chdir`` exists. At start only: on HUP the arbiter opens the new log
+    files, and a bad ``--chdir`` fails the new workers. Relative paths mean the same
+    then: the master never leaves the directory it was started in (``Arbiter._preload``).
     """
     from porch.log import setup_logging
 

@@ -1,12 +1,13 @@
 """Master<->worker channel: a heartbeat slot in shared memory and a readiness pipe.
 
 The master creates one :class:`WorkerChannel` per worker before ``fork()``. The
-worker writes ``time.monotonic()`` into the shared slot (``beat``) and writes one
-byte into the pipe once it serves (``notify_ready``). ``CLOCK_MONOTONIC`` is
-system-wide on Linux, so the master can compare the worker's stamp with its own
-clock. After the fork each side closes the pipe end it does not use, so the
-master sees end-of-file on the readiness pipe when a worker dies before it was
-ready.
+worker writes ``time.monotonic()`` into the shared slot (``beat``), writes one
+byte into the pipe once it serves (``notify_ready``), and sets a flag in the slot
+when it stops on its own (``notify_leaving``: --max-requests, a hung request).
+``CLOCK_MONOTONIC`` is system-wide on Linux, so the master can compare the
+worker's stamp with its own clock. After the fork each side closes the pipe end
+it does not use, so the master sees end-of-file on the readiness pipe when a
+worker dies before it was ready.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import time
 
 __all__ = ["WorkerChannel"]
 
-_SLOT = struct.Struct("d")
+_SLOT = struct.Struct("d")  # the last beat; then one byte: the leaving flag
+_LEAVING = _SLOT.size
 _READY = b"R"
 
 
@@ -28,7 +30,7 @@ class WorkerChannel:
     __slots__ = ("_eof", "_ready", "_ready_r", "_ready_w", "_slot")
 
     def __init__(self) -> None:
-        self._slot = mmap.mmap(-1, _SLOT.size, flags=mmap.MAP_SHARED)
+        self._slot = mmap.mmap(-1, _SLOT.size + 1, flags=mmap.MAP_SHARED)
         _SLOT.pack_into(self._slot, 0, time.monotonic())
         self._ready_r, self._ready_w = os.pipe()
         os.set_blocking(self._ready_r, False)
@@ -53,7 +55,16 @@ class WorkerChannel:
                 os.close(self._ready_w)
                 self._ready_w = -1
 
+    def notify_leaving(self) -> None:
+        """Tell the master this worker stops on its own and drains: it may start the
+        replacement now, and knows an exit 0 is a recycle, not a crash."""
+        self._slot[_LEAVING] = 1
+
     # --- master side -----------------------------------------------------------
+
+    def leaving(self) -> bool:
+        """Whether the worker called :meth:`notify_leaving`."""
+        return not self._slot.closed and self._slot[_LEAVING] == 1
 
     def last_beat(self) -> float:
         """The worker's last ``time.monotonic()`` stamp (its creation time at first)."""

@@ -167,13 +167,31 @@ def test_a_logging_config_error_exits_2(
     assert capsys.readouterr().err == "porch: error: --error-logfile: cannot open '/nope/x.log'\n"
 
 
+@pytest.mark.parametrize("count", ["1025", "99999999999999999999"])
+def test_a_worker_count_above_the_limit_is_refused_before_anything_forks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], count: str
+) -> None:
+    """Such a count was accepted and forked workers until the host gave out.
+
+    Run in-process with a stand-in arbiter module that has no Arbiter, so that
+    even a porch without the limit cannot fork here: it fails the test instead.
+    """
+    fake_arbiter = types.ModuleType("porch.supervisor.arbiter")
+    monkeypatch.setitem(sys.modules, "porch.supervisor.arbiter", fake_arbiter)
+    for mode in (["--check-config"], []):
+        assert main([*mode, "-w", count, "app:app"]) == ExitCode.USAGE
+        expected = f"porch: error: --workers: expected a whole number from 1 to 1024, got '{count}'"
+        assert capsys.readouterr().err == expected + "\n"
+
+
 # --- the real command, as a subprocess ------------------------------------------------
 
 
 def test_check_config_with_a_bad_value_exits_2_naming_the_flag(tmp_path: Path) -> None:
     done = run_porch("--check-config", "--workers", "abc", "hello:app", cwd=tmp_path)
     assert done.returncode == 2
-    assert "porch: error: --workers: expected a whole number >= 1, got 'abc'" in done.stderr
+    message = "porch: error: --workers: expected a whole number from 1 to 1024, got 'abc'"
+    assert message in done.stderr
 
 
 @pytest.mark.parametrize(

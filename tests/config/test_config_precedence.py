@@ -98,9 +98,11 @@ def test_web_concurrency_sets_workers_only_when_nothing_else_does(config_file: P
     assert load(["-c", str(config_file)], environ).workers == 2
 
 
-def test_a_bad_web_concurrency_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match=r"^WEB_CONCURRENCY: expected a whole number >= 1"):
-        load(["app:app"], {"WEB_CONCURRENCY": "many"})
+@pytest.mark.parametrize("value", ["many", "5000"])
+def test_a_bad_web_concurrency_names_the_variable(value: str) -> None:
+    message = r"^WEB_CONCURRENCY: expected a whole number from 1 to 1024"
+    with pytest.raises(ConfigError, match=message):
+        load(["app:app"], {"WEB_CONCURRENCY": value})
 
 
 def test_port_sets_the_default_bind_only(config_file: Path) -> None:

@@ -64,10 +64,15 @@ def test_cli_values_are_converted(argv: list[str], field: str, expected: object)
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--workers", "abc"], "--workers: expected a whole number >= 1, got 'abc'"),
-        (["-w", "0"], "--workers: expected a whole number >= 1, got '0'"),
-        (["-w", "-3"], "--workers: expected a whole number >= 1, got '-3'"),
-        (["-w", "2.5"], "--workers: expected a whole number >= 1, got '2.5'"),
+        (["--workers", "abc"], "--workers: expected a whole number from 1 to 1024, got 'abc'"),
+        (["-w", "0"], "--workers: expected a whole number from 1 to 1024, got '0'"),
+        (["-w", "-3"], "--workers: expected a whole number from 1 to 1024, got '-3'"),
+        (["-w", "2.5"], "--workers: expected a whole number from 1 to 1024, got '2.5'"),
+        (["-w", "1025"], "--workers: expected a whole number from 1 to 1024, got '1025'"),
+        (
+            ["-w", "99999999999999999999"],
+            "--workers: expected a whole number from 1 to 1024, got '99999999999999999999'",
+        ),
         (["--max-requests", "-1"], "--max-requests: expected a whole number >= 0, got '-1'"),
         (["--timeout", "-1"], "--timeout: expected seconds (a number >= 0), got '-1'"),
         (["--timeout", "soon"], "--timeout: expected seconds (a number >= 0), got 'soon'"),

@@ -1,5 +1,6 @@
-"""Workers that are still importing the app: the master dying, USR1 (logrotate) arriving;
-and the graceful stop's deadline, kept to the second and logged."""
+"""Workers that are still importing the app: the master dying, USR1 (logrotate) arriving,
+an import slower than --timeout; and the graceful stop's deadline, kept to the second
+and logged."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import Porch
+from porch.errors import ExitCode
 
 StartPorch = Callable[..., Porch]
 
@@ -96,3 +98,21 @@ def test_the_graceful_timeout_is_kept_and_what_it_cuts_is_logged(
         == 1
     ), porch.log()
     assert porch.count("Killing worker") == 0
+
+
+def test_an_app_import_slower_than_the_timeout_is_a_failed_boot(
+    start_porch: StartPorch, tmp_path: Path
+) -> None:
+    """A canary still importing after --timeout + 2 s is aborted (its stack dumped) and
+    counts as a failed boot: respawned with back-off, then porch stops with exit 3.
+    It used to be respawned at once, forever."""
+    (tmp_path / "slowboot.py").write_text(SLOW_IMPORT.format(seconds=60))
+    porch = start_porch("slowboot:app", "-b", "127.0.0.1:0", "-w", "2", "--timeout", "0.2")
+    assert porch.wait_exit(timeout=60) == ExitCode.WORKER_BOOT_ERROR
+    assert len(porch.worker_pids()) == 5  # the canary, 5 times with back-off, then stop
+    assert porch.count(r"silent for \d+\.\ds while booting \(the app import may take at most "
+                       r"--timeout \+ 2s\), killed") == 5  # fmt: skip
+    assert porch.count(r"Workers keep dying before serving; next spawn in 0\.25s") == 1
+    assert porch.count(r"next spawn in 1\.00s") == 1
+    assert porch.count(r"Stopping: worker \d+ failed to boot \(still booting after") == 1
+    assert porch.count(r'File ".*slowboot\.py", line 3') >= 1  # faulthandler's stack dump

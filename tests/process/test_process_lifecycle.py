@@ -116,6 +116,8 @@ def _write_app(tmp_path: Path, name: str, source: str) -> None:
         ("nosuchmodule:app", None, "module 'nosuchmodule' not found"),
         ("noattr:app", "x = 1\n", "has no attribute 'app'"),
         ("boom:app", "raise RuntimeError('boom at import')\n", "importing 'boom': RuntimeError"),
+        # Not an Exception: the worker used to die of it with exit 3, "failed to boot".
+        ("stop:app", "raise KeyboardInterrupt\n", "importing 'stop:app' was interrupted"),
     ],
 )
 def test_bad_app_exits_4_once_without_fork_loop(
@@ -140,6 +142,19 @@ def test_bad_app_with_preload_fails_in_the_master(start_porch: StartPorch, tmp_p
     assert porch.wait_exit(timeout=15) == ExitCode.APP_LOAD_ERROR
     assert porch.count("Failed to load the application: .*RuntimeError: boom at import") == 1
     assert porch.count(r"Traceback \(most recent call last\)") == 1
+    assert porch.worker_pids() == []
+
+
+def test_keyboard_interrupt_while_preloading_is_an_app_load_error(
+    start_porch: StartPorch, tmp_path: Path
+) -> None:
+    # Ctrl-C during a slow --preload import, or an app raising it: was a traceback, exit 1.
+    _write_app(tmp_path, "stop", "raise KeyboardInterrupt\n")
+    porch = start_porch("stop:app", "-b", "127.0.0.1:0", "--preload")
+    assert porch.wait_exit(timeout=15) == ExitCode.APP_LOAD_ERROR
+    assert porch.count(r"Failed to load the application: importing 'stop:app' was interrupted "
+                       r"\(KeyboardInterrupt\)") == 1  # fmt: skip
+    assert porch.count("Traceback") == 0
     assert porch.worker_pids() == []
 
 
@@ -246,3 +261,42 @@ def test_an_abstract_unix_socket_has_no_mode_to_set(start_porch: StartPorch) -> 
     porch = start_porch(APP, "-b", "unix:@porch-test-mode", "--socket-mode", "600")
     assert porch.wait_exit() == ExitCode.ERROR  # as every bind error
     assert porch.count(r"--socket-mode needs a socket file") == 1
+
+
+def _connect(address: str) -> socket.socket:
+    """A connection to ``http://HOST:PORT`` or ``unix:PATH``."""
+    if address.startswith("unix:"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(30)
+        try:
+            sock.connect(address.removeprefix("unix:"))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    host, port = address.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=30)
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+def test_term_refuses_new_connections_while_in_flight_requests_finish(
+    start_porch: StartPorch, tmp_path: Path, kind: str
+) -> None:
+    """After TERM the master closes its listening sockets and each worker closes its own
+    once it has drained the backlog: a new client is refused at once (a UNIX socket file
+    is gone) instead of waiting in a backlog nobody reads, to be reset at exit."""
+    bind = "127.0.0.1:0" if kind == "tcp" else f"unix:{tmp_path / 'porch.sock'}"
+    porch = start_porch(APP, "-b", bind, "-w", "2", "--threads", "2")
+    address = porch.wait_ready()
+    slow = _connect(address)
+    slow.sendall(b"GET /sleep?s=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    porch.wait_for(r"procapp: sleeping 2 ")
+    mark = porch.mark()
+    porch.signal(signal.SIGTERM)
+    first = porch.wait_for(r"worker (\d+) stopping: not accepting", after=mark).group(1)
+    porch.wait_for(rf"worker (?!{first}\b)\d+ stopping: not accepting", after=mark)
+    refused = ConnectionRefusedError if kind == "tcp" else FileNotFoundError
+    with pytest.raises(refused):
+        _connect(address).close()
+    assert _read_all(slow).endswith(b"\r\n\r\nslept 2")  # the request in flight completes
+    assert porch.wait_exit() == 0

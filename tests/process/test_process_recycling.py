@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,3 +152,41 @@ def test_reload_without_watchfiles_says_what_to_install(
     assert porch.wait_exit() == ExitCode.USAGE
     assert porch.count(r"--reload needs the watchfiles package: pip install 'porch\[reload\]'") == 1
     assert porch.worker_pids() == []
+
+
+def test_an_app_calling_os_exit_0_is_not_taken_for_a_recycle(start_porch: StartPorch) -> None:
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "1")
+    url = porch.wait_ready()
+    [victim] = porch.worker_pids()
+    mark = porch.mark()
+    try:
+        httpx.get(f"{url}/exit0", timeout=10)
+    except httpx.HTTPError:
+        pass  # the worker is gone without an answer
+    porch.wait_for(rf"Worker {victim} exited unexpectedly \(exit code 0\); replacing it",
+                   after=mark)  # fmt: skip
+    porch.wait_for(r"Booting worker with pid: \d+", after=mark)
+    assert porch.count(r"exited \(recycled\)") == 0
+
+
+def test_a_recycling_worker_is_replaced_while_it_drains(start_porch: StartPorch) -> None:
+    """With -w 1, the replacement of a worker past --max-requests is forked as soon as
+    the worker says it is leaving, not after it finished its last requests: new
+    connections used to wait for the whole drain."""
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "1", "--threads", "2",
+                        "--max-requests", "1", "--graceful-timeout", "1")  # fmt: skip
+    url = porch.wait_ready()
+    [old] = porch.worker_pids()
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as slow:
+        slow.sendall(b"GET /sleep?s=30 HTTP/1.1\r\nHost: x\r\n\r\n")  # request 1, in flight
+        porch.wait_for(r"procapp: sleeping 30 ")
+        mark = porch.mark()
+        with porch.client() as client:
+            assert int(client.get("/pid").text) == old  # the first to complete: the limit
+        porch.wait_for(rf"worker {old} reached --max-requests: recycling", after=mark)
+        with porch.client() as client:
+            new = int(client.get("/pid").text)  # while the old one still drains
+        assert new != old
+        assert select.select([slow], [], [], 0)[0] == []  # request 1 is still running
+    porch.wait_for(rf"Worker {old} exited \(recycled\); replacing it", after=mark)

@@ -1,4 +1,5 @@
-"""The real porch command: HUP reload under load, failed reload, TTIN/TTOU, USR1, kill -9."""
+"""The real porch command: HUP reload under load, failed reload, TTIN/TTOU and their limit,
+USR1, kill -9, TERM while forking."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import pwd
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -280,3 +282,48 @@ def test_hup_with_preload_reuses_the_master_app(start_porch: StartPorch) -> None
         assert client.get("/").text == "ok"
     porch.signal(signal.SIGTERM)
     assert porch.wait_exit() == 0
+
+
+def _shim(setup: str) -> list[str]:
+    """A ``porch`` command that runs ``setup`` (Python source) in the master first."""
+    code = f"import sys\n{setup}\nfrom porch.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    return [sys.executable, "-c", code]
+
+
+def test_ttin_stops_at_the_worker_limit(start_porch: StartPorch) -> None:
+    """TTIN cannot take the count past the most --workers accepts (lowered to 2 here:
+    a test must not fork 1024 workers)."""
+    command = _shim("import porch.supervisor.arbiter as arbiter\narbiter.MAX_WORKERS = 2")
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "1", command=command)
+    porch.wait_ready()
+    mark = porch.mark()
+    porch.signal(signal.SIGTTIN)
+    porch.wait_for("Number of workers: 2", after=mark)
+    porch.wait_for("Booting worker with pid", after=mark)  # before TERM can preempt it
+    mark = porch.mark()
+    porch.signal(signal.SIGTTIN)
+    porch.wait_for(r"TTIN ignored: already 2 workers, the most porch runs", after=mark)
+    porch.signal(signal.SIGTERM)
+    assert porch.wait_exit() == 0
+    assert porch.count("Number of workers: 3") == 0
+    assert len(porch.worker_pids()) == 2
+
+
+def test_term_while_forking_workers_is_handled_between_forks(start_porch: StartPorch) -> None:
+    """The master checks its signals between two forks: it used to fork every worker
+    first, so TERM waited (and a huge -w never let it run at all)."""
+    # The third fork (the canary, then two of the other seven) sends the master TERM.
+    setup = (
+        "import os, signal\n"
+        "forks = []\n"
+        "def forked():\n"
+        "    forks.append(1)\n"
+        "    if len(forks) == 3:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "os.register_at_fork(after_in_parent=forked)"
+    )
+    porch = start_porch(APP, "-b", "127.0.0.1:0", "-w", "8", command=_shim(setup))
+    assert porch.wait_exit() == 0
+    assert porch.count("Handling signal: term") == 1
+    assert len(porch.worker_pids()) == 3, porch.log()
+    assert porch.count("porch ready") == 0

@@ -41,7 +41,7 @@ def test_backoff_grows_and_is_capped() -> None:
 @pytest.mark.parametrize(
     ("code", "level", "text"),
     [
-        (ExitCode.OK, logging.INFO, "exited (recycled)"),
+        (ExitCode.OK, logging.ERROR, "exited unexpectedly (whatever)"),
         (ExitCode.WORKER_TIMEOUT, logging.WARNING, "request timed out"),
         (ExitCode.APP_LOAD_ERROR, logging.ERROR, "could not load the application"),
         (-signal.SIGKILL, logging.ERROR, "killed by SIGKILL (out of memory?)"),
@@ -54,6 +54,14 @@ def test_exit_verdict(code: int, level: int, text: str) -> None:
     assert got_level == level
     assert message.startswith("Worker 42 ")
     assert text in message
+
+
+def test_exit_0_is_a_recycle_only_when_the_worker_said_it_was_leaving() -> None:
+    # An app calling os._exit(0) was logged as a recycle.
+    assert exit_verdict(42, 0, "exit code 0", leaving=True) == (
+        logging.INFO, "Worker 42 exited (recycled); replacing it")  # fmt: skip
+    assert exit_verdict(42, 0, "exit code 0") == (
+        logging.ERROR, "Worker 42 exited unexpectedly (exit code 0); replacing it")  # fmt: skip
 
 
 def test_exit_verdict_before_serving() -> None:

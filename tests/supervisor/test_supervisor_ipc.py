@@ -74,6 +74,26 @@ def test_child_dying_before_ready_gives_end_of_file() -> None:
         channel.close()
 
 
+def test_the_leaving_flag_from_the_child_is_seen_by_the_master() -> None:
+    channel = WorkerChannel()
+    assert not channel.leaving()
+    beat = channel.last_beat()
+
+    def child() -> None:
+        channel.close_master_side()
+        channel.notify_leaving()
+
+    pid = _fork(child)
+    channel.close_worker_side()
+    try:
+        assert os.waitpid(pid, 0)[1] == 0
+        assert channel.leaving()
+        assert channel.last_beat() == beat  # the flag does not touch the heartbeat
+    finally:
+        channel.close()
+    assert not channel.leaving()  # closed: nothing to read
+
+
 def test_read_before_anything_was_written_does_not_block() -> None:
     channel = WorkerChannel()
     try:

@@ -33,8 +33,11 @@ def test_pidfile_written_and_removed_only_when_ours(tmp_path: Path) -> None:
 def test_pidfile_of_a_running_porch_is_not_taken_over(tmp_path: Path) -> None:
     path = tmp_path / "porch.pid"
     # A live process whose command line names porch (as `porch app:app` does).
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "porch"])
+    code = "import time; print('up', flush=True); time.sleep(30)"
+    other = subprocess.Popen([sys.executable, "-c", code, "porch"], stdout=subprocess.PIPE)
     try:
+        assert other.stdout is not None
+        other.stdout.readline()  # exec'd: its /proc cmdline is its own, not pytest's
         path.write_text(f"{other.pid}\n")
         with pytest.raises(ConfigError, match=f"names process {other.pid}, a porch"):
             write_pidfile(str(path), os.getpid())
@@ -42,6 +45,8 @@ def test_pidfile_of_a_running_porch_is_not_taken_over(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+        if other.stdout is not None:
+            other.stdout.close()
     # Its process gone: the file is stale and replaced.
     write_pidfile(str(path), os.getpid())
     assert path.read_text() == f"{os.getpid()}\n"

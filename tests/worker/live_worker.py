@@ -104,6 +104,9 @@ class ReadyChannel:
         os.write(self.fd, b"R")
         os.close(self.fd)
 
+    def notify_leaving(self) -> None:
+        pass
+
 
 class Probe:
     """Lines the app emits inside the worker process; the test waits for them with a deadline."""

@@ -49,7 +49,7 @@ For compatibility with gunicorn and platforms such as Heroku:
 Invalid values stop porch before it binds or forks anything, with exit code
 {int(ExitCode.USAGE)} and a message naming the flag (or variable, or file and line) and the
 accepted form, for example
-`porch: error: --workers: expected a whole number >= 1, got 'abc'`.
+`porch: error: --threads: expected a whole number >= 1, got 'abc'`.
 
 ### Value syntax
 

@@ -55,6 +55,11 @@ def setting(
     return dataclasses.field(default=default, metadata={"porch": meta})
 
 
+# The most worker processes --workers (and TTIN) may ask for. A worker is a process
+# of its own (tens of MiB): a mistyped count must be refused before it forks the
+# host to a halt, and 1024 is well above one worker per core on any host porch targets.
+MAX_WORKERS = 1024
+
 DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 # Text formats, and binary formats that are not compressed already (fonts, icons, wasm).
@@ -99,7 +104,9 @@ class Config:
         None,
         Kind.STR,
         "--chdir",
-        help="Change to this directory before loading the app.",
+        help="The app's working directory: workers change to it before loading the app "
+        "(with --preload the master imports the app there, then goes back). Relative "
+        "paths of other settings and -c stay relative to where porch was started.",
         section="Application",
         metavar="DIR",
     )
@@ -159,7 +166,8 @@ class Config:
         Kind.POS_INT,
         "-w",
         "--workers",
-        help="Number of worker processes (WEB_CONCURRENCY is honoured when unset).",
+        help=f"Number of worker processes, at most {MAX_WORKERS} "
+        "(WEB_CONCURRENCY is honoured when unset).",
         section="Processes",
     )
     threads: int = setting(
@@ -183,7 +191,8 @@ class Config:
         "-t",
         "--timeout",
         help="A request whose app runs longer than this is logged with its stack and its "
-        "worker replaced; time spent waiting for a slow client does not count; 0 disables.",
+        "worker replaced; time spent waiting for a slow client does not count; 0 disables. "
+        "A worker importing the app for longer than this + 2s counts as a failed boot.",
         section="Processes",
     )
     graceful_timeout: float = setting(
@@ -220,7 +229,7 @@ class Config:
         "-u",
         "--user",
         help="Switch worker processes to this user. Run as root, the master gives it the log "
-        "files it opens, so that workers can reopen them on USR1.",
+        "files (also those of --log-config), so that workers can reopen them on USR1.",
         section="Processes",
     )
     group: str | None = setting(
@@ -440,7 +449,8 @@ class Config:
         None,
         Kind.STR,
         "--log-config",
-        help="A logging dictConfig file (JSON or TOML) replacing porch's logging setup.",
+        help="A logging dictConfig file (JSON or TOML) replacing porch's logging setup; "
+        "the files its handlers write are reopened on USR1.",
         section="Logging",
         metavar="FILE",
     )

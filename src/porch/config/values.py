@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from porch.config.settings import Kind
+from porch.config.settings import MAX_WORKERS, Kind
 
 SettingValue = str | int | float | bool | tuple[str, ...] | None
 
@@ -48,6 +48,7 @@ _STRING_FORMS = {
 _RANGES: dict[str, tuple[int, int]] = {
     "compress_level": (1, 9),
     "backlog": (1, 65535),  # listen() takes a C int; kernels cap it far lower (somaxconn)
+    "workers": (1, MAX_WORKERS),  # a typo must not fork the host to a halt
 }
 MEDIA_RANGE_FORM = "a media type like text/html or a wildcard like text/*"
 BIND_FORM = "HOST:PORT, [IPV6]:PORT, :PORT, unix:PATH or fd://N"

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from porch import build_name
-from porch.config.settings import Config
+from porch.config.settings import MAX_WORKERS, Config
 from porch.errors import AppLoadError, BindError, ConfigError, ExitCode, PorchError
 from porch.ipc import WorkerChannel
 from porch.log import chown_log_files, reopen_log_files, setup_logging
@@ -36,7 +36,13 @@ from porch.supervisor.privileges import drop_privileges, resolve_ids
 from porch.supervisor.reloader import SourceReloader, require_watchfiles, watch_roots
 from porch.supervisor.signals import SignalQueue
 from porch.supervisor.sockets import Listener, create_listeners
-from porch.supervisor.workers import Worker, WorkerTable, describe_status, read_rss_bytes
+from porch.supervisor.workers import (
+    STOP_MARGIN_SECONDS,
+    Worker,
+    WorkerTable,
+    describe_status,
+    read_rss_bytes,
+)
 from porch.types import WSGIApp
 
 __all__ = ["Arbiter", "WorkerMain"]
@@ -71,6 +77,7 @@ class Arbiter:
         self._worker_main = worker_main
         self._log = logging.getLogger("porch.error")
         self._app: WSGIApp | None = None
+        self._app_dir: str | None = None  # the preloaded app's working directory
         self._ids: tuple[int | None, int | None] = (None, None)
         self._listeners: list[Listener] = []
         self._pidfile: str | None = None
@@ -130,10 +137,7 @@ class Arbiter:
         if config.preload and config.reload:
             self._log.warning("--reload ignores --preload: workers import the app themselves")
         elif config.preload:
-            from porch.wsgi.loader import load_app
-
-            self._app = load_app(config.app or "", chdir=config.chdir,
-                                 pythonpath=config.pythonpath)  # fmt: skip
+            self._preload(config)
         if self._worker_main is None:
             from porch.worker.process import run_worker
 
@@ -151,6 +155,28 @@ class Arbiter:
             self._reloader = SourceReloader(roots=roots, on_change=self._on_source_change)
             self._reloader.start()
 
+    def _preload(self, config: Config) -> None:
+        """--preload: import the app here, in ``--chdir``, then go back where porch started.
+
+        ``--chdir`` is the app's working directory: the workers change into it when
+        forked. The master stays in the directory it was started in, so that the
+        relative paths it opens later (HUP's ``-c`` file, ``--pid``, the log files,
+        UNIX sockets) mean what they meant when porch started.
+        """
+        from porch.wsgi.loader import load_app
+
+        start_dir = os.getcwd()
+        try:
+            self._app = load_app(config.app or "", chdir=config.chdir,
+                                 pythonpath=config.pythonpath)  # fmt: skip
+            self._app_dir = os.getcwd()
+        except KeyboardInterrupt:  # Ctrl-C (or the app) during the import: it did not load
+            raise AppLoadError(
+                f"importing {config.app!r} was interrupted (KeyboardInterrupt)"
+            ) from None
+        finally:
+            os.chdir(start_dir)
+
     def _serve(self) -> None:
         self._manage_workers()
         while self._stop_signal is None:
@@ -165,14 +191,17 @@ class Arbiter:
     def _shutdown(self) -> None:
         """Stop every worker with the stop signal, wait for them, kill the late ones.
 
-        The listeners stay open until every worker is gone: a draining worker still
-        accepts the connections already queued in the backlog.
+        The master closes its listeners first, as gunicorn does: a stopping worker
+        accepts what is already queued in the backlog, then closes its own copies, so
+        that once all have, new connections are refused rather than left queued.
         """
         assert self._stop_signal is not None
         graceful = self._stop_signal == signal.SIGTERM
         grace = self.config.graceful_timeout if graceful else FAST_STOP_SECONDS
+        self._close_listeners()  # the workers keep their copies to drain the backlog
         for worker in self._workers:
-            self._workers.stop(worker, self._stop_signal, grace)
+            if worker.aborted_at is None:  # an aborted one is dumping its stacks, then dies
+                self._workers.stop(worker, self._stop_signal, grace)
         give_up_at = time.monotonic() + grace + UNKILLABLE_SECONDS
         while len(self._workers):
             self._wait(TICK_SECONDS)
@@ -189,12 +218,21 @@ class Arbiter:
         if self._reloader is not None:
             self._reloader.stop()
         self._workers.kill_all()  # none left unless the loop failed
-        for listener in self._listeners:
-            listener.close()
-        self._listeners = []
+        self._close_listeners()
         self._set_pidfile(None)
         self._signals.restore()
         self._log.info("Shutting down: Master")
+
+    def _close_listeners(self) -> None:
+        """Close the master's copies of the listening sockets (and remove UNIX socket files).
+
+        A socket stops listening when the last process holding it closes it: once
+        the stopping workers have drained their backlog and closed theirs, a new
+        connection is refused at once instead of waiting in a backlog nobody reads.
+        """
+        for listener in self._listeners:
+            listener.close()
+        self._listeners = []
 
     # --- signals and waiting ---------------------------------------------------------
 
@@ -262,7 +300,10 @@ class Arbiter:
             self._start_reload()
 
     def handle_ttin(self) -> None:
-        if self._stop_signal is None:
+        if self._stop_signal is None and self._num_workers >= MAX_WORKERS:
+            self._log.warning("TTIN ignored: already %d workers, the most porch runs",
+                              self._num_workers)  # fmt: skip
+        elif self._stop_signal is None:
             self._num_workers += 1
             self._log.info("Number of workers: %d", self._num_workers)
 
@@ -293,6 +334,8 @@ class Arbiter:
         if len(current) < target and time.monotonic() >= self._next_spawn_at:
             self._next_spawn_at = 0.0
             for _ in range(target - len(current)):
+                if self._signals.pending():  # TERM while forking many: handle it first,
+                    return  # the loop comes back here for the rest
                 self._spawn_worker()
         excess = len(current) - self._num_workers
         for worker in sorted(current, key=lambda w: w.spawned_at)[: max(0, excess)]:
@@ -300,7 +343,7 @@ class Arbiter:
             self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)
 
     def _spawn_worker(self) -> None:
-        config, main, app = self.config, self._worker_main, self._app
+        config, main, app, app_dir = self.config, self._worker_main, self._app, self._app_dir
         assert main is not None
         sockets = [listener.sock for listener in self._listeners]
 
@@ -308,6 +351,8 @@ class Arbiter:
             self._signals.close_pipe()
             self._workers.close_channels()
             channel.close_master_side()
+            if app_dir is not None:  # where the preloaded app was imported (--chdir)
+                os.chdir(app_dir)
             drop_privileges(*self._ids)
             main(config=config, listeners=sockets, app=app, channel=channel, worker_id=worker_id)
 
@@ -335,17 +380,31 @@ class Arbiter:
         if worker.stop_signal is not None or self._stop_signal is not None:
             self._log.info("Worker %d stopped (%s)", worker.pid, how)
             return
-        if worker.aborted_at is not None:
+        if worker.aborted_at is not None and worker.ready:
             self._log.info("Silent worker %d is gone (%s); replacing it", worker.pid, how)
             return
-        unproven = worker.generation == self._generation and not self._proven
+        if worker.aborted_at is not None:  # a failed boot, counted when it was aborted
+            self._log.info("Worker %d, aborted while booting, is gone (%s)", worker.pid, how)
+            return
         boot_error = code in (ExitCode.APP_LOAD_ERROR, ExitCode.WORKER_BOOT_ERROR)
-        if unproven and (boot_error or self._failures + 1 >= BOOT_FAILURE_LIMIT):
+        if self._unproven(worker) and (boot_error or self._failures + 1 >= BOOT_FAILURE_LIMIT):
             self._fail_generation(worker, code, how)
             return
-        level, message = exit_verdict(worker.pid, code, how, served=worker.ready)
+        level, message = exit_verdict(worker.pid, code, how, served=worker.ready,
+                                      leaving=worker.leaving)  # fmt: skip
         self._log.log(level, "%s", message)
         if not worker.ready:
+            self._note_failure()
+
+    def _unproven(self, worker: Worker) -> bool:
+        """Whether ``worker`` is of the current generation, none of which served yet."""
+        return worker.generation == self._generation and not self._proven
+
+    def _boot_timed_out(self, worker: Worker, how: str) -> None:
+        """A worker still booting after the heartbeat limit: a failed boot, as if it died."""
+        if self._unproven(worker) and self._failures + 1 >= BOOT_FAILURE_LIMIT:
+            self._fail_generation(worker, -signal.SIGABRT, how)
+        else:
             self._note_failure()
 
     def _note_failure(self) -> None:
@@ -375,6 +434,7 @@ class Arbiter:
     def _maintain(self) -> None:
         now = time.monotonic()
         self._check_generation()
+        self._check_leaving(now)
         self._enforce_deadlines(now)
         self._check_heartbeats(now)
         if self.config.max_worker_memory and now >= self._next_memory_check:
@@ -401,6 +461,14 @@ class Arbiter:
             self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)
         self._stable = (self._generation, self.config, self._num_workers)
 
+    def _check_leaving(self, now: float) -> None:
+        """Workers stopping on their own (recycling) are replaced now, not once they are
+        gone: with -w 1 new connections would wait for the whole drain otherwise."""
+        for worker in self._workers:
+            if not worker.stopping and worker.channel.leaving():
+                worker.leaving = True
+                worker.stop_deadline = now + self.config.graceful_timeout + STOP_MARGIN_SECONDS
+
     def _enforce_deadlines(self, now: float) -> None:
         for worker in overdue_workers(self._workers, now):
             why = "still there after SIGABRT" if worker.aborted_at else "it did not stop in time"
@@ -411,10 +479,19 @@ class Arbiter:
             return
         limit = self.config.timeout + HEARTBEAT_MARGIN_SECONDS
         for worker, silence in silent_workers(self._workers, now, limit):
-            self._log.error("worker %d silent for %.1fs, killed", worker.pid, silence)
             worker.aborted_at = now
             worker.stop_deadline = now + ABORT_GRACE_SECONDS
             self._workers.send(worker, signal.SIGABRT)  # faulthandler dumps the stacks
+            if worker.ready:
+                self._log.error("worker %d silent for %.1fs, killed", worker.pid, silence)
+                continue
+            # Booting (importing the app) for longer than --timeout + the margin is a
+            # failed boot: back off, and stop (or roll back) if the canary keeps failing.
+            self._log.error(
+                "worker %d silent for %.1fs while booting (the app import may take at most "
+                "--timeout + %gs), killed", worker.pid, silence, HEARTBEAT_MARGIN_SECONDS,
+            )  # fmt: skip
+            self._boot_timed_out(worker, f"still booting after {silence:.1f}s")
 
     def _check_memory(self) -> None:
         limit = self.config.max_worker_memory
@@ -444,6 +521,8 @@ class Arbiter:
         if self._generation != self._stable[0]:  # a reload under way is superseded
             for worker in self._workers.running(self._generation):
                 self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)
+        else:  # what a failed reload goes back to, with the count TTIN/TTOU left
+            self._stable = (self._generation, self.config, self._num_workers)
         for name in RESTART_ONLY:
             if getattr(config, name) != getattr(self._stable[1], name):
                 flag = name.replace("_", "-")
@@ -454,10 +533,17 @@ class Arbiter:
         self._log.info("Reloading: booting %d new worker(s)", self._num_workers)
 
     def _rollback(self) -> None:
+        """Back to the generation, configuration, worker count and logging before the HUP."""
         assert self._stable is not None
         for worker in self._workers.running(self._generation):
             self._workers.stop(worker, signal.SIGTERM, self.config.graceful_timeout)
         generation, config, num_workers = self._stable
+        if self._reload_config is not None:  # the reload set up the new config's logging
+            try:
+                setup_logging(config)
+            except PorchError as exc:  # e.g. the old log directory is gone
+                self._log.error("cannot restore the previous logging: %s; keeping the new", exc)
+            chown_log_files(*self._ids)
         self._apply(config, num_workers)
         self._generation = generation
         self._proven = True

@@ -33,12 +33,20 @@ def backoff_seconds(failures: int) -> float:
     return float(min(MAX_BACKOFF_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (failures - 2)))
 
 
-def exit_verdict(pid: int, code: int, how: str, *, served: bool = True) -> tuple[int, str]:
-    """Log level and message for a worker that exited without being asked to."""
+def exit_verdict(
+    pid: int, code: int, how: str, *, served: bool = True, leaving: bool = False
+) -> tuple[int, str]:
+    """Log level and message for a worker that exited without being asked to.
+
+    ``leaving``: the worker said it was stopping on its own; exit 0 without that
+    is not a recycle but, say, the app calling ``os._exit(0)``.
+    """
     if not served and code in (ExitCode.OK, ExitCode.WORKER_TIMEOUT):
         return logging.ERROR, f"Worker {pid} exited before serving ({how}); replacing it"
-    if code == ExitCode.OK:
+    if code == ExitCode.OK and leaving:
         return logging.INFO, f"Worker {pid} exited (recycled); replacing it"
+    if code == ExitCode.OK:
+        return logging.ERROR, f"Worker {pid} exited unexpectedly ({how}); replacing it"
     if code == ExitCode.WORKER_TIMEOUT:
         return logging.WARNING, f"Worker {pid} left after a request timed out; replacing it"
     if code == ExitCode.APP_LOAD_ERROR:

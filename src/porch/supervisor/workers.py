@@ -37,11 +37,13 @@ class Worker:
     stop_deadline: float = 0.0  # SIGKILL after this monotonic time
     aborted_at: float | None = None  # SIGABRT sent because it went silent
     killed: bool = False  # SIGKILL sent by the master
+    leaving: bool = False  # it said it stops on its own (--max-requests, a hung request)
 
     @property
     def stopping(self) -> bool:
-        """Whether the master asked this worker to stop (or killed it)."""
-        return self.stop_signal is not None or self.aborted_at is not None or self.killed
+        """Whether this worker is on its way out: asked to stop, killed, or leaving."""
+        return (self.stop_signal is not None or self.aborted_at is not None or self.killed
+                or self.leaving)  # fmt: skip
 
 
 class WorkerTable:
@@ -116,6 +118,7 @@ class WorkerTable:
                 break
             worker = self._workers.pop(pid, None)
             if worker is not None:
+                worker.leaving = worker.leaving or worker.channel.leaving()  # before close
                 worker.channel.close()
                 exited.append((worker, status))
         return exited

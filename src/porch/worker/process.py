@@ -109,6 +109,7 @@ class Worker:
         self.watchdog: Watchdog | None = None
         self.master_pid = os.getppid()
         self.served_by_last_tick = 0
+        self.next_tick: asyncio.TimerHandle | asyncio.Handle | None = None  # one chain only
         self.full_warned_at = -math.inf  # last --worker-connections warning
         self.served_by_last_trim = -1  # trim once after booting too (the app's import garbage)
 
@@ -130,6 +131,12 @@ class Worker:
             except AppLoadError as exc:
                 detail = f"\n{exc.user_traceback.rstrip()}" if exc.user_traceback else ""
                 error_log.error("Failed to load the application: %s%s", exc, detail)
+                return ExitCode.APP_LOAD_ERROR
+            except KeyboardInterrupt:  # raised by the app's import: it did not load
+                error_log.error(
+                    "Failed to load the application: importing %r was interrupted "
+                    "(KeyboardInterrupt)", self.config.app, exc_info=True,
+                )  # fmt: skip
                 return ExitCode.APP_LOAD_ERROR
         loop = self.loop
         asyncio.set_event_loop(loop)
@@ -235,7 +242,8 @@ class Worker:
         self.channel.beat()
         if os.getppid() != self.master_pid and not ctx.stopping:
             error_log.warning("worker %d: the master is gone; stopping", os.getpid())
-            self.graceful_stop()
+            self.graceful_stop()  # which ticks again at once
+            return
         if ctx.stopping:
             idle = not ctx.connections and not (self.acceptor and self.acceptor.adopting)
             if idle or ctx.now >= self.stop_deadline:
@@ -251,7 +259,7 @@ class Worker:
                     )
                 self.loop.stop()
                 return
-            self.loop.call_later(0.05, self._tick)
+            self.next_tick = self.loop.call_later(0.05, self._tick)
             return
         served = ctx.requests_served
         if served == self.served_by_last_tick and served != self.served_by_last_trim:
@@ -259,7 +267,7 @@ class Worker:
             self.served_by_last_trim = served
             release_free_memory()
         self.served_by_last_tick = served
-        self.loop.call_later(ctx.sweep_interval, self._tick)
+        self.next_tick = self.loop.call_later(ctx.sweep_interval, self._tick)
 
     def _request_limit(self) -> None:
         error_log.info("worker %d reached --max-requests: recycling", os.getpid())
@@ -280,14 +288,25 @@ class Worker:
         if ctx.stopping:
             return
         ctx.stopping = ctx.stop_asked = True
+        self.channel.notify_leaving()  # the master may fork the replacement while we drain
         # Not ctx.now: the coarse clock may be a tick (or an inline request) old.
         self.stop_deadline = time.monotonic() + self.config.graceful_timeout
         if self.acceptor is not None:
             # Connections the kernel already queued for us were promised service.
             self.acceptor.drain()
+        # Then let go of the listening sockets: once every porch process has (the
+        # master closes its copies as it signals a stop), the kernel refuses new
+        # connections at once instead of queueing them for nobody to accept.
+        for sock in self.listeners:
+            sock.close()
+        adopting = len(self.acceptor.adopting) if self.acceptor is not None else 0
+        error_log.info("worker %d stopping: not accepting, finishing %d connections",
+                       os.getpid(), len(ctx.connections) + adopting)  # fmt: skip
         for conn in list(ctx.connections):
             conn.begin_shutdown()
-        self.loop.call_soon(self._tick)
+        if self.next_tick is not None:  # tick now instead: a second chain would stop twice
+            self.next_tick.cancel()
+        self.next_tick = self.loop.call_soon(self._tick)
 
     def fast_stop(self) -> None:
         self.loop.stop()

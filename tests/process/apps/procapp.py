@@ -1,11 +1,12 @@
 """A small WSGI app for the process tests; it reports on stderr when a slow request starts.
 
 Routes: ``/`` ok, ``/pid`` the worker pid, ``/sleep?s=N`` (prints ``procapp: sleeping``
-first), ``/freeze`` (the worker SIGSTOPs itself: no more heartbeats), ``/big`` (grows
-the worker's memory by 64 MiB), ``/churn?mib=N`` (allocates N MiB in 1 MiB pieces,
-writes them, frees them), ``/upload`` (reads the body, printing ``procapp: upload
-started`` after its first 5 bytes; answers how many bytes it read), ``/modules`` (the
-names in the worker's ``sys.modules``, one a line).
+first), ``/freeze`` (the worker SIGSTOPs itself: no more heartbeats), ``/exit0`` (the
+worker calls ``os._exit(0)``), ``/big`` (grows the worker's memory by 64 MiB),
+``/churn?mib=N`` (allocates N MiB in 1 MiB pieces, writes them, frees them),
+``/upload`` (reads the body, printing ``procapp: upload started`` after its first 5
+bytes; answers how many bytes it read), ``/modules`` (the names in the worker's
+``sys.modules``, one a line).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         body = f"slept {seconds:g}".encode()
     elif path == "/pid":
         body = str(os.getpid()).encode()
+    elif path == "/exit0":
+        os._exit(0)
     elif path == "/freeze":
         print(f"procapp: freezing {os.getpid()}", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGSTOP)

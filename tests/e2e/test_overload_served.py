@@ -119,3 +119,17 @@ def test_shedding_counts_requests_holding_an_app_thread_only(
     assert [status_of(raw_request(server.url, GET)) for _ in range(5)] == [200] * 5
     for sock in held:
         sock.close()
+
+
+def test_request_queue_without_threads_is_warned_about(porch: type[PorchProcess]) -> None:
+    # Load shedding counts requests waiting for an app thread; inline there is none.
+    server = porch(["examples/hello.py", "-b", "127.0.0.1:0", "--request-queue", "4"])
+    assert server.logged("--request-queue has no effect with --threads 1")
+    assert status_of(raw_request(server.url, GET)) == 200
+    assert server.stop() == 0
+    threaded = porch(
+        ["examples/hello.py", "-b", "127.0.0.1:0", "--request-queue", "4", "--threads", "2"]
+    )
+    assert status_of(raw_request(threaded.url, GET)) == 200
+    assert not any("--request-queue has no effect" in line for line in threaded.lines)
+    assert threaded.stop() == 0

@@ -408,7 +408,7 @@ class Config:
         "--request-queue",
         help="With --threads N: requests that may wait for a busy app thread per worker; "
         "beyond that new requests get a quick 503 (load shedding). 0 (the default) "
-        "disables shedding.",
+        "disables shedding. With --threads 1 it has no effect (a warning says so).",
         section="Overload",
     )
 

@@ -134,6 +134,12 @@ class Arbiter:
                 "--no-request-buffering with --threads 1: the app reads request bodies on the "
                 "event loop, so one slow upload holds its whole worker (see docs/deployment.md)"
             )
+        if config.request_queue and config.threads == 1:
+            self._log.warning(
+                "--request-queue has no effect with --threads 1: the app runs on the event "
+                "loop, with no thread pool to queue for (--worker-connections and "
+                "--rate-limit still bound the load)"
+            )
         if config.preload and config.reload:
             self._log.warning("--reload ignores --preload: workers import the app themselves")
         elif config.preload:

@@ -166,6 +166,9 @@ def test_the_body_of_a_200_made_a_304_is_closed_unread() -> None:
         ("200 OK", ETAG, gzip_with(if_none_match=WEAK, range="bytes=0-9")),
         ("404 Not Found", ETAG, gzip_with(if_none_match=WEAK)),  # §13.2.1: 2xx only
         ("201 Created", ETAG, gzip_with(if_none_match=WEAK)),
+        # §13.1.2: a 304 answers GET and HEAD only; a POST or DELETE has already run.
+        ("200 OK", ETAG, environ_for("POST", accept_encoding="gzip", if_none_match=WEAK)),
+        ("200 OK", ETAG, environ_for("DELETE", accept_encoding="gzip", if_none_match=WEAK)),
     ],
 )
 def test_a_200_stays_a_200_unless_the_client_holds_its_compressed_tag(

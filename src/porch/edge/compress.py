@@ -218,7 +218,8 @@ class Compressor:
         if method != "HEAD" and "HTTP_RANGE" not in environ:
             coding = choose_coding(environ.get("HTTP_ACCEPT_ENCODING"), self.policy.codings)
         wrapper = environ.get("wsgi.file_wrapper")
-        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        # Only a GET's 200 may become a 304 (RFC 9110 §13.1.2): other methods have run.
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH") if method == "GET" else None
         response = _Response(
             policy=self.policy,
             coding=coding,

@@ -236,11 +236,14 @@ class H1Parser:
         try:
             self._parser.feed_data(piece)
         except httptools.HttpParserUpgrade as exc:
-            if self._upgrade_body:
-                return self._read_upgrade_body(piece[exc.args[0] :], data)
-            # llhttp stops at an Upgrade; porch upgrades nothing, so the request was
-            # answered as a plain one (keep_alive false) and the connection closes.
-            self._done = True
+            if not self._upgrade_body:
+                # llhttp stops at an Upgrade; porch upgrades nothing, so the request was
+                # answered as a plain one (keep_alive false) and the connection closes.
+                self._done = True
+                return None
+            # Parsed below, outside this handler: inside it, a callback's ProtocolError
+            # would be chained to the Upgrade and not be found as the cause.
+            rest = piece[exc.args[0] :]
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if not isinstance(cause, ProtocolError):  # pragma: no cover - a bug here
@@ -252,7 +255,9 @@ class H1Parser:
             return _method_error(None if carry is None else carry + data)
         except httptools.HttpParserError as exc:
             return _parser_error(exc)
-        return None
+        else:
+            return None
+        return self._read_upgrade_body(rest, data)
 
     def _read_upgrade_body(self, rest: bytes, data: bytes) -> tuple[int, str] | None:
         """An Upgrade request with a body (``curl --http2 -d``): llhttp stops right after

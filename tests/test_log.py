@@ -21,11 +21,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from porch import access_log, log
+from porch import access_log
 from porch.access_log import AccessLog
 from porch.config.settings import DEFAULT_ACCESS_LOG_FORMAT, Config
 from porch.errors import ConfigError
 from porch.log import ACCESS_LOGGER, ERROR_LOGGER, setup_logging
+from tests.logging_reset import reset_loggers
 
 ERROR_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[(\d+)\] \[(\w+)\] (.*)")
 CLF_TIME = re.compile(r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]")
@@ -35,15 +36,7 @@ CLF_TIME = re.compile(r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]")
 def _restore_logging() -> Iterator[None]:
     """Undo whatever a test configured on porch's loggers."""
     yield
-    log._remove_installed_handlers()
-    for name in (ERROR_LOGGER, ACCESS_LOGGER):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-            handler.close()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate = True
-        logger.disabled = False
+    reset_loggers(ERROR_LOGGER, ACCESS_LOGGER)
 
 
 def environ(**extra: Any) -> dict[str, Any]:

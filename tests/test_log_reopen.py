@@ -17,6 +17,7 @@ from porch import log
 from porch.access_log import AccessLog
 from porch.config.settings import Config
 from porch.log import ACCESS_LOGGER, ERROR_LOGGER, reopen_log_files, setup_logging
+from tests.logging_reset import reset_loggers
 
 APP_LOGGER = "porch_test_reopen.app"
 
@@ -27,15 +28,7 @@ def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     root_handlers, root_level = list(root.handlers), root.level
     yield
-    log._remove_installed_handlers()
-    for name in (ERROR_LOGGER, ACCESS_LOGGER, APP_LOGGER):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-            handler.close()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate = True
-        logger.disabled = False
+    reset_loggers(ERROR_LOGGER, ACCESS_LOGGER, APP_LOGGER)
     for handler in list(root.handlers):
         if handler not in root_handlers:
             root.removeHandler(handler)

@@ -23,6 +23,7 @@ COMPILED_MODULES = [
     "src/porch/protocol/events.py",
     "src/porch/protocol/framing.py",
     "src/porch/protocol/h1.py",
+    "src/porch/protocol/h1_rules.py",
     "src/porch/proxy/forwarded.py",
     "src/porch/wsgi/environ.py",
     "src/porch/wsgi/input.py",

@@ -22,7 +22,6 @@ the head bound from the next read on only.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -30,21 +29,21 @@ import httptools
 
 from porch.errors import ProtocolError
 from porch.protocol.events import BadRequest, BodyData, EndOfMessage, Event, RequestHead
-
-__all__ = ["H1Limits", "H1Parser", "valid_host"]
-
-_TCHAR: Final = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+from porch.protocol.h1_rules import (
+    HOST,
+    NUMBER_SIGN,
+    TCHAR,
+    http_version,
+    split_target,
+    transfer_coding_error,
 )
+
+__all__ = ["H1Limits", "H1Parser"]
+
 _GOOD_HOSTS: Final[set[bytes]] = set()  # Host values already validated (a server sees few)
-# RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]; an IP-literal in brackets.
-_HOST: Final = re.compile(
-    rb"(?:\[[0-9A-Za-z:._~!$&'()*+,;=%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
-)
 # Byte values, not b"?": ``int in bytes`` is a plain scan, while ``bytes in bytes``
 # first tries the operand as an int and formats (then drops) a TypeError.
 _QUESTION_MARK: Final = ord("?")
-_NUMBER_SIGN: Final = ord("#")
 _SP: Final = ord(" ")
 _G: Final = ord("G")  # "GET " starting a request line (feed)
 _E: Final = ord("E")
@@ -320,7 +319,7 @@ class H1Parser:
         self._rare_seen = True
         if lname == b"transfer-encoding":
             self._had_te = True
-            refusal = _transfer_coding_error(value)
+            refusal = transfer_coding_error(value)
             if refusal is not None:
                 self._refuse(*refusal)
         elif lname == b"connection":
@@ -350,7 +349,7 @@ class H1Parser:
             version = "1.1"
         else:
             raw_version = parser.get_http_version()
-            version = _VERSIONS.get(raw_version) or _http_version(raw_version)
+            version = _VERSIONS.get(raw_version) or http_version(raw_version)
         host_count = self._host_count
         if host_count != 1 and (host_count > 1 or version == "1.1"):
             # RFC 9112 §3.2: exactly one Host in HTTP/1.1
@@ -369,15 +368,15 @@ class H1Parser:
         if method == "CONNECT":
             raise ProtocolError(501, "CONNECT is not supported")
         url = self._url
-        if url[:1] == b"/" and _QUESTION_MARK not in url and _NUMBER_SIGN not in url:
+        if url[:1] == b"/" and _QUESTION_MARK not in url and NUMBER_SIGN not in url:
             path, query, host = url, b"", None  # origin-form without a query (most requests)
         else:
-            path, query, host = _split_target(url, method)
+            path, query, host = split_target(url, method)
         if host_count:
             header_host = self._host_value
             if header_host != self._good_host:  # a compare, not a hash and a set lookup
                 if header_host not in _GOOD_HOSTS:
-                    if _HOST.fullmatch(header_host) is None:
+                    if HOST.fullmatch(header_host) is None:
                         raise ProtocolError(400, "invalid Host header")  # RFC 9112 §3.2
                     if len(_GOOD_HOSTS) < 1024:
                         _GOOD_HOSTS.add(header_host)
@@ -449,11 +448,6 @@ class H1Parser:
             self._closing_at = len(self._events)
 
 
-def valid_host(host: bytes) -> bool:
-    """RFC 9112 §3.2, RFC 3986 §3.2.2: what a Host field may hold, ``uri-host [":" port]``."""
-    return _HOST.fullmatch(host) is not None
-
-
 _END: Final = EndOfMessage()
 # Shared placeholders between feeds and after a head: never appended to (events
 # are appended only while feed() runs, headers only while _in_head).
@@ -483,60 +477,13 @@ _SPECIAL_MAX: Final = len(_SPECIAL_FIRST) - 1
 def _new_llhttp(callbacks: object) -> httptools.HttpRequestParser:
     parser = httptools.HttpRequestParser(callbacks)
     # llhttp refuses versions other than 0.9, 1.0, 1.1 and 2.0 with a bare 400;
-    # _http_version applies RFC 9110 §2.5 and §15.6.6 to every version instead.
+    # http_version applies RFC 9110 §2.5 and §15.6.6 to every version instead.
     parser.set_dangerous_leniencies(lenient_version=True)
     return parser
 
 
 # What a released H1Parser holds instead of its own llhttp parser (never fed).
 _RELEASED: Final = _new_llhttp(object())
-
-
-def _http_version(version: str) -> str:
-    """RFC 9110 §2.5: a higher 1.x minor is handled as 1.1; another major is 505."""
-    major, _, minor = version.partition(".")
-    if major != "1":
-        raise ProtocolError(505, "HTTP version not supported")
-    return "1.0" if minor == "0" else "1.1"
-
-
-def _transfer_coding_error(value: bytes) -> tuple[int, str] | None:
-    """RFC 9112 §6.1: only ``chunked`` is implemented, and it must be final and single."""
-    codings = [c.strip().lower() for c in value.split(b",")]
-    for coding in codings:
-        if not coding or any(ch not in _TCHAR for ch in coding.split(b";")[0].strip()):
-            return 400, "malformed Transfer-Encoding"
-    if codings == [b"chunked"]:
-        return None
-    if all(c == b"chunked" for c in codings):
-        return 400, "chunked applied more than once"
-    return 501, "unsupported transfer coding"
-
-
-def _split_target(url: bytes, method: str) -> tuple[bytes, bytes, bytes | None]:
-    """Split a request-target into (path, query, authority-or-None). RFC 9112 §3.2."""
-    host: bytes | None = None
-    if url[:1] != b"/":
-        if url == b"*" and method == "OPTIONS":
-            return b"*", b"", None
-        lower = url[:8].lower()
-        if lower.startswith(b"http://") or lower.startswith(b"https://"):
-            rest = url.split(b"//", 1)[1]
-            slash = rest.find(b"/")
-            qmark = rest.find(b"?")
-            end = min(i for i in (slash, qmark, len(rest)) if i >= 0)
-            host, url = rest[:end], rest[end:]
-            # RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid.
-            if not host or host[:1] == b":" or _HOST.fullmatch(host) is None:
-                raise ProtocolError(400, "invalid absolute-form request-target")
-            if url[:1] != b"/":
-                url = b"/" + url
-        else:
-            raise ProtocolError(400, "invalid request-target")
-    path, _, query = url.partition(b"?")
-    if _NUMBER_SIGN in path or _NUMBER_SIGN in query:
-        raise ProtocolError(400, "fragment in request-target")
-    return path, query, host
 
 
 def _method_error(stream: bytes | None) -> tuple[int, str]:
@@ -551,7 +498,7 @@ def _method_error(stream: bytes | None) -> tuple[int, str]:
         return 400, "invalid method"
     index = _error_offset(stream)
     byte = stream[index]
-    if byte in _TCHAR or (byte == 0x20 and _inside_request(stream[:index])):
+    if byte in TCHAR or (byte == 0x20 and _inside_request(stream[:index])):
         return 501, "method not implemented"
     return 400, "invalid method"
 

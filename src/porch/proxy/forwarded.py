@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any, Final
 
-from porch.protocol.h1 import valid_host
+from porch.protocol.h1_rules import valid_host
 from porch.wsgi.environ import FORWARDING_KEYS, apply_host
 
 __all__ = ["ForwardedRules"]
